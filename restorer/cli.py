@@ -1,0 +1,228 @@
+"""The ``restorer`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from restorer import __version__
+
+
+class CLIError(Exception):
+    """A user error: printed as one line, exit code 2."""
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def read_inputs(paths: Sequence[str]) -> Iterator[tuple[str, str]]:
+    """``(name, text)`` for each input; stdin when no path is given or the path is ``-``."""
+    if not paths:
+        paths = ["-"]
+    for p in paths:
+        if p == "-":
+            data = sys.stdin.buffer.read()
+            name = "<stdin>"
+        else:
+            path = Path(p)
+            if path.is_dir():
+                raise CLIError(f"{p} is a folder; give files (e.g. {p}/*.txt)")
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
+                raise CLIError(f"no such file: {p}") from None
+            except OSError as exc:
+                raise CLIError(f"cannot read {p}: {exc.strerror}") from None
+            name = p
+        try:
+            yield name, data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise CLIError(
+                f"{name} is not UTF-8 text (byte {exc.start}); convert it first, e.g. with iconv"
+            ) from None
+
+
+class AtomicWriter:
+    """Write to a temporary file beside the target and rename it into place on success."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = Path(path) if path and path != "-" else None
+        self._fh: TextIO | None = None
+        self._tmp: str | None = None
+
+    def __enter__(self) -> TextIO:
+        if self.path is None:
+            return sys.stdout
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+        self._fh = os.fdopen(fd, "w", encoding="utf-8", newline="")
+        return self._fh
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if self._fh is None:
+            sys.stdout.flush()
+            return
+        self._fh.close()
+        assert self._tmp is not None and self.path is not None
+        if exc_type is None:
+            os.replace(self._tmp, self.path)
+        else:
+            os.unlink(self._tmp)
+
+
+# ----------------------------------------------------------------------------- spin
+
+
+def cmd_spin(args: argparse.Namespace) -> int:
+    from restorer.spin.document import spin_document
+    from restorer.spin.spinner import Spinner
+    from restorer.spin.styles import StyleError, load_style
+
+    overrides = {}
+    if args.rate is not None:
+        if not 0.0 <= args.rate <= 1.0:
+            raise CLIError("--rate must be between 0 and 1")
+        overrides["rate"] = args.rate
+    try:
+        style = load_style(args.style, overrides=overrides or None)
+        if overrides and style.mix:  # --rate applies to every spinner of a mixture
+            style.mix = [{**m, **overrides} for m in style.mix]
+        spinner = Spinner(style)
+    except (StyleError, ValueError) as exc:
+        raise CLIError(str(exc)) from None
+    n_pairs = 0
+    with (
+        AtomicWriter(args.output) as out,
+        AtomicWriter(args.pairs_out) if args.pairs_out else _null() as pairs,
+    ):
+        for doc_no, (_name, text) in enumerate(read_inputs(args.paths)):
+            spun, results = spin_document(spinner, text, seed=f"{args.seed}:{doc_no}")
+            if args.format == "jsonl":
+                for r in results:
+                    out.write(json.dumps(r.to_pair(), ensure_ascii=False) + "\n")
+            else:
+                out.write(spun)
+            if pairs is not None:
+                for r in results:
+                    pairs.write(json.dumps(r.to_pair(), ensure_ascii=False) + "\n")
+                    n_pairs += 1
+    if args.pairs_out:
+        print(f"wrote {n_pairs} pairs to {args.pairs_out}", file=sys.stderr)
+    return 0
+
+
+class _null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *a: object) -> None:
+        return None
+
+
+def cmd_styles(args: argparse.Namespace) -> int:
+    from restorer.spin.styles import builtin_style_dir, builtin_styles, load_style
+
+    for name in builtin_styles():
+        st = load_style(name)
+        print(f"{name:12s} {st.description}")
+    print(f"\n(style files live in {builtin_style_dir()}; `--style my.yaml` uses your own)")
+    return 0
+
+
+# ----------------------------------------------------------------------------- data / tables
+
+
+def cmd_data_build(args: argparse.Namespace) -> int:
+    from restorer.corpus import run_build
+
+    return run_build(args)
+
+
+def cmd_tables_build(args: argparse.Namespace) -> int:
+    from restorer.spin.build_tables import MYTHES_PATH, main
+    from restorer.spin.lexicon import data_path
+
+    out = Path(args.out) if args.out else data_path("")
+    cache = Path(args.cache or os.environ.get("RESTORER_CACHE", Path.home() / ".cache" / "restorer"))
+    corpus = Path(args.corpus) if args.corpus else None
+    if corpus is not None and corpus.is_dir():
+        corpus = corpus / "train.jsonl"
+    if corpus is not None and not corpus.exists():
+        raise CLIError(f"corpus not found: {corpus} (build it with `restorer data build --out DIR`)")
+    stats = main(out, cache, Path(args.mythes) if args.mythes else MYTHES_PATH, corpus=corpus)
+    print(json.dumps(stats))
+    return 0
+
+
+# ----------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="restorer", description="Restore article-spun text to the original English."
+    )
+    ap.add_argument("--version", action="version", version=f"restorer {__version__}")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sp = sub.add_parser("spin", help="spin clean text with a spinner style (deterministic per seed)")
+    sp.add_argument("paths", nargs="*", help="input files; stdin when none or '-'")
+    sp.add_argument(
+        "--style", default="autoblog", help="built-in style name or a style YAML file (default: autoblog)"
+    )
+    sp.add_argument("--rate", type=float, default=None, help="override the style's replacement rate (0-1)")
+    sp.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same output")
+    sp.add_argument("-o", "--output", default=None, help="output file (default: stdout)")
+    sp.add_argument(
+        "--format", choices=("text", "jsonl"), default="text", help="spun text, or one JSON pair per sentence"
+    )
+    sp.add_argument("--pairs-out", default=None, help="also write (spun, original) sentence pairs as JSONL")
+    sp.set_defaults(func=cmd_spin)
+
+    st = sub.add_parser("styles", help="list the built-in spinner styles")
+    st.set_defaults(func=cmd_styles)
+
+    dp = sub.add_parser("data", help="corpus commands")
+    dsub = dp.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
+    db = dsub.add_parser("build", help="build the clean sentence corpus from the offline sources")
+    from restorer.corpus import add_build_arguments
+
+    add_build_arguments(db)
+    db.set_defaults(func=cmd_data_build)
+
+    tp = sub.add_parser("tables", help="synonym table commands")
+    tsub = tp.add_subparsers(dest="tables_command", required=True, metavar="SUBCOMMAND")
+    tb = tsub.add_parser("build", help="rebuild the shipped synonym tables from WordNet, MyThes and Moby")
+    tb.add_argument("--out", default=None, help="output folder (default: the package's data folder)")
+    tb.add_argument(
+        "--cache", default=None, help="download cache (default: $RESTORER_CACHE or ~/.cache/restorer)"
+    )
+    tb.add_argument("--mythes", default=None, help="path of th_en_US_v2.dat (Debian mythes-en-us)")
+    tb.add_argument(
+        "--corpus", default=None, help="corpus folder or train.jsonl, to list names spinners skip"
+    )
+    tb.set_defaults(func=cmd_tables_build)
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except CLIError as exc:
+        print(f"restorer: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # e.g. `restorer spin big.txt | head`
+        return 0
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
