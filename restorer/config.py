@@ -1,0 +1,185 @@
+"""Configuration: one dataclass per concern, loaded from YAML with ``key=value`` overrides.
+
+A training YAML has one section per concern::
+
+    data: {...}       # DataConfig: corpus, spinner style, clean share, lengths
+    tokenizer: {...}  # TokenizerConfig (restorer.tokenizer)
+    model: {...}      # ModelConfig: the T5 shape
+    train: {...}      # TrainConfig: optimisation, evaluation, checkpoints
+
+Overrides use dotted keys: ``train.lr=5e-4 model.d_model=128 data.style=autoblog``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, TypeVar, get_type_hints
+
+import yaml
+
+from restorer.tokenizer import TokenizerConfig
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A configuration file or override that cannot be used."""
+
+
+@dataclass
+class DataConfig:
+    corpus_dir: str = "corpus"  # built by `restorer data build --out corpus`
+    style: str = "mixed"  # spinner style used to make training pairs on the fly
+    clean_share: float = 0.12  # share of identity pairs (clean in, clean out)
+    max_tokens: int = 64  # pairs longer than this (either side) are skipped
+    min_words: int = 3
+    valid_size: int = 400  # spun valid pairs evaluated during training
+    valid_clean_size: int = 150  # clean valid sentences for clean_changed
+    valid_seed: int = 1234
+    pool_batches: int = 50  # length bucketing: sort a pool of this many batches by length
+    seed: int = 0
+
+
+@dataclass
+class ModelConfig:
+    d_model: int = 256
+    d_ff: int = 1024
+    d_kv: int = 64
+    num_heads: int = 4
+    num_layers: int = 4
+    num_decoder_layers: int = 4
+    dropout_rate: float = 0.1
+    feed_forward_proj: str = "relu"
+    relative_attention_num_buckets: int = 32
+    relative_attention_max_distance: int = 128
+    tie_word_embeddings: bool = True
+
+
+@dataclass
+class TrainConfig:
+    output_dir: str = "runs/default"
+    batch_size: int = 64  # sentences per step per process (before accumulation)
+    grad_accum: int = 1
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 500
+    max_steps: int = 100_000  # the schedule's length; --max-minutes may stop earlier
+    max_minutes: float = 0.0  # 0 = no time limit
+    schedule: str = "cosine"  # cosine | linear | constant
+    min_lr_ratio: float = 0.1
+    max_grad_norm: float = 1.0
+    eval_every: int = 500  # steps
+    log_every: int = 20
+    checkpoint_minutes: float = 10.0
+    keep_checkpoints: int = 2
+    mixed_precision: str = "auto"  # auto | no | fp16 | bf16 (auto: bf16/fp16 on CUDA, no on CPU)
+    device: str = "auto"  # auto | cpu | cuda
+    threads: int = 0  # torch CPU threads, 0 = all cores
+    seed: int = 0
+    eval_batch_size: int = 64
+    eval_max_new_tokens: int = 96
+
+
+@dataclass
+class RunConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _coerce(value: Any, typ: Any, where: str) -> Any:
+    """Convert a YAML or command-line value to the field's type."""
+    if isinstance(typ, str):
+        typ = {"int": int, "float": float, "str": str, "bool": bool}.get(typ, typ)
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    if typ is int:
+        try:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(float(value)) if isinstance(value, str) and "e" in value.lower() else int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
+    if typ is float:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    if typ is str:
+        return str(value)
+    return value  # optional / union types: keep as parsed
+
+
+def build_section(cls: type[T], data: dict[str, Any] | None, where: str) -> T:
+    data = data or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping")
+    hints = get_type_hints(cls)
+    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = set(data) - names
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}; known: {sorted(names)}")
+    kwargs = {}
+    for k, v in data.items():
+        typ = hints[k]
+        base = typ if typ in (int, float, str, bool) else None
+        kwargs[k] = _coerce(v, base, f"{where}.{k}") if base else v
+    return cls(**kwargs)
+
+
+SECTIONS: dict[str, type] = {
+    "data": DataConfig,
+    "tokenizer": TokenizerConfig,
+    "model": ModelConfig,
+    "train": TrainConfig,
+}
+
+
+def parse_overrides(items: list[str]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like section.key=value")
+        key, value = item.split("=", 1)
+        if "." not in key:
+            raise ConfigError(f"override {item!r} must name a section: one of {', '.join(SECTIONS)}")
+        section, name = key.split(".", 1)
+        if section not in SECTIONS:
+            raise ConfigError(f"override {item!r}: unknown section {section!r}; use {', '.join(SECTIONS)}")
+        out.setdefault(section, {})[name] = yaml.safe_load(value) if value else value
+    return out
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
+    raw: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.exists():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p}: not valid YAML: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{p}: expected a mapping with sections {', '.join(SECTIONS)}")
+    unknown = set(raw) - set(SECTIONS)
+    if unknown:
+        raise ConfigError(f"{path}: unknown sections {sorted(unknown)}; use {', '.join(SECTIONS)}")
+    for section, values in parse_overrides(overrides or []).items():
+        raw.setdefault(section, {})
+        raw[section] = {**(raw[section] or {}), **values}
+    return RunConfig(**{name: build_section(cls, raw.get(name), name) for name, cls in SECTIONS.items()})
+
+
+def save_config(cfg: RunConfig, path: Path) -> None:
+    path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
