@@ -160,6 +160,88 @@ def cmd_tables_build(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- restore / eval
+
+
+def _load_restorer(args: argparse.Namespace):  # -> Restorer
+    from restorer.inference import ModelNotFoundError, Restorer
+
+    try:
+        return Restorer.from_pretrained(args.model, device=args.device, batch_size=args.batch_size)
+    except (ModelNotFoundError, ValueError) as exc:
+        raise CLIError(str(exc)) from None
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    if args.batch_size < 1:
+        raise CLIError("--batch-size must be at least 1")
+    restorer = _load_restorer(args)
+    with AtomicWriter(args.output) as out:
+        for _name, text in read_inputs(args.paths):
+            out.write(restorer.restore(text))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from restorer.metrics.core import clean_changed_score, compute_metrics
+    from restorer.pairs import PairsError, read_pairs
+
+    try:
+        pairs = read_pairs(args.pairs)
+    except PairsError as exc:
+        raise CLIError(str(exc)) from None
+    if args.limit:
+        pairs = pairs[: args.limit]
+    restorer = _load_restorer(args)
+    spun = [p["spun"] for p in pairs]
+    originals = [p["original"] for p in pairs]
+    outs = restorer.restore_sentences(spun + originals)
+    metrics = compute_metrics(spun, outs[: len(pairs)], originals)
+    metrics["clean_changed"] = clean_changed_score(outs[len(pairs) :], originals)
+    if args.predictions:
+        from restorer.pairs import write_pairs
+
+        write_pairs(args.predictions, [{**p, "restored": o} for p, o in zip(pairs, outs, strict=False)])
+    print(json.dumps(metrics))
+    return 0
+
+
+def cmd_data_pairs(args: argparse.Namespace) -> int:
+    from restorer.pairs import PairsError, load_sentences, make_pairs, write_pairs
+    from restorer.spin.spinner import Spinner
+    from restorer.spin.styles import StyleError
+
+    try:
+        sentences = load_sentences(args.corpus)
+        spinner = Spinner.from_style(args.style)
+    except (PairsError, StyleError) as exc:
+        raise CLIError(str(exc)) from None
+    if args.limit:
+        sentences = sentences[: args.limit]
+    pairs = make_pairs(sentences, spinner, seed=f"{args.style}:{args.seed}")
+    write_pairs(args.out, pairs)
+    changed = sum(p["spun"] != p["original"] for p in pairs)
+    print(f"wrote {len(pairs)} pairs ({changed} changed) to {args.out}", file=sys.stderr)
+    return 0
+
+
+def cmd_ship(args: argparse.Namespace) -> int:
+    from restorer.ship import ShipError, ship_model
+
+    try:
+        info = ship_model(Path(args.model_dir), Path(args.to) if args.to else None)
+    except ShipError as exc:
+        raise CLIError(str(exc)) from None
+    print(json.dumps(info))
+    return 0
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=None, help="model directory (default: the shipped model)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    p.add_argument("--batch-size", type=int, default=32, help="sentences per batch (default: 32)")
+
+
 # ----------------------------------------------------------------------------- parser
 
 
@@ -184,6 +266,28 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--pairs-out", default=None, help="also write (spun, original) sentence pairs as JSONL")
     sp.set_defaults(func=cmd_spin)
 
+    rp = sub.add_parser(
+        "restore", help="restore spun text (line i of the output restores line i of the input)"
+    )
+    rp.add_argument("paths", nargs="*", help="input files; stdin when none or '-'")
+    rp.add_argument("-o", "--output", default=None, help="output file (default: stdout)")
+    _add_model_args(rp)
+    rp.set_defaults(func=cmd_restore)
+
+    ep = sub.add_parser("eval", help="evaluate a model on a pairs file; prints one JSON object of metrics")
+    ep.add_argument("--pairs", required=True, help='JSONL with {"spun": ..., "original": ...} per line')
+    ep.add_argument("--limit", type=int, default=0, help="only the first N pairs")
+    ep.add_argument("--predictions", default=None, help="also write the pairs with the model's outputs here")
+    _add_model_args(ep)
+    ep.set_defaults(func=cmd_eval)
+
+    sh = sub.add_parser(
+        "ship", help="pack a trained model directory as fp16 safetensors (the shipped default)"
+    )
+    sh.add_argument("model_dir", help="a model directory written by train.py (e.g. runs/default/best)")
+    sh.add_argument("--to", default=None, help="destination (default: restorer/checkpoints/default)")
+    sh.set_defaults(func=cmd_ship)
+
     st = sub.add_parser("styles", help="list the built-in spinner styles")
     st.set_defaults(func=cmd_styles)
 
@@ -194,6 +298,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_build_arguments(db)
     db.set_defaults(func=cmd_data_build)
+    dpp = dsub.add_parser(
+        "pairs", help="spin a corpus split into a fixed pairs file (for eval and test sets)"
+    )
+    dpp.add_argument("--corpus", required=True, help="corpus JSONL, e.g. corpus/test.jsonl")
+    dpp.add_argument("--out", required=True, help="pairs JSONL to write")
+    dpp.add_argument("--style", default="mixed", help="spinner style (default: mixed)")
+    dpp.add_argument("--seed", type=int, default=0)
+    dpp.add_argument("--limit", type=int, default=0, help="only the first N sentences")
+    dpp.set_defaults(func=cmd_data_pairs)
 
     tp = sub.add_parser("tables", help="synonym table commands")
     tsub = tp.add_subparsers(dest="tables_command", required=True, metavar="SUBCOMMAND")

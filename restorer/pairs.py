@@ -84,8 +84,7 @@ def make_pairs(sentences: Sequence[str], spinner: Spinner, seed: int | str = 0) 
     """Spin a fixed list of sentences into pairs (for valid and test sets)."""
     out = []
     for i, s in enumerate(sentences):
-        r = spinner.spin(s, f"{seed}:{i}")
-        out.append({**r.to_pair(), "edits": [e.to_dict() for e in r.edits]})
+        out.append(spinner.spin(s, f"{seed}:{i}").to_pair())
     return out
 
 

@@ -236,6 +236,7 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         accelerator.wait_for_everyone()
 
     last_eval: dict[str, float] = {}
+    last_eval_step = [-1]
 
     def run_eval() -> dict[str, float]:
         metrics: dict[str, float] = {}
@@ -256,6 +257,7 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         accelerator.wait_for_everyone()
         last_eval.clear()
         last_eval.update(metrics)
+        last_eval_step[0] = state["step"]
         return metrics
 
     def info() -> dict[str, Any]:
@@ -330,8 +332,13 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
             save_checkpoint()
             last_ckpt = time.time()
     bar.close()
-    evaluated_now = state["best"] is not None and tc.eval_every > 0 and state["step"] % tc.eval_every == 0
-    final_metrics = {} if tc.eval_every <= 0 else (last_eval if evaluated_now and last_eval else run_eval())
+    # every rank takes the same branch here: run_eval has barriers inside
+    if tc.eval_every <= 0:
+        final_metrics: dict[str, float] = {}
+    elif last_eval_step[0] == state["step"]:
+        final_metrics = dict(last_eval)
+    else:
+        final_metrics = run_eval()
     save_checkpoint()
     if main:
         export_model(

@@ -218,7 +218,11 @@ class _Inflector:
             result: dict[str, str] = {}
         else:
             word = words[idx]
-            infl = self._li.getAllInflections(word, pos) or self._li.getAllInflectionsOOV(word, pos)
+            infl = dict(self._li.getAllInflections(word, pos))
+            if not infl and pos in ("NOUN", "VERB"):  # no guessed comparatives: "beautifuller"
+                infl = dict(self._li.getAllInflectionsOOV(word, pos))
+            if pos == "VERB" and "VBN" not in infl and "VBD" in infl:
+                infl["VBN"] = infl["VBD"]  # lemminflect leaves out participles equal to the past
             result = {}
             for tag in STORED_TAGS[pos]:
                 if tag in infl and infl[tag]:

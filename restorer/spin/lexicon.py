@@ -350,11 +350,11 @@ def inflect_phrase(phrase: str, pos: str, tag: str, forms: dict[str, str] | None
     """
     if tag == BASE_TAG.get(pos) or tag == "VBP":
         return phrase
-    if forms is not None and tag in forms:
-        return forms[tag]
+    if forms is not None:  # a known lemma: its table lists every form it has
+        return forms.get(tag)
     words = phrase.split(" ")
     if pos in ("ADJ", "ADV"):
-        if len(words) > 1 or len(phrase) > 7:  # "more X" is not what spinners produce
+        if len(words) > 1 or len(phrase) > 6:  # "more X" is not what spinners produce
             return None
         return regular_form(phrase, tag)
     idx = 0 if pos == "VERB" else len(words) - 1
@@ -571,7 +571,7 @@ def demote_lexicalised_forms(lex: Lexicon, factor: float = 0.15) -> None:
     for surface, readings in lex.readings.items():
         if len(readings) < 2:
             continue
-        if any(r[2] != BASE_TAG[r[1]] for r in readings):
+        if any(r[2] != BASE_TAG[r[1]] and r[0] != surface for r in readings):
             lex.readings[surface] = [
                 (lemma, pos, tag, prior * factor if (tag == BASE_TAG[pos] and lemma == surface) else prior)
                 for lemma, pos, tag, prior in readings

@@ -73,6 +73,9 @@ _PARTICIPLE_CONTEXT = frozenset(
         "got",
     ]
 )
+_DETERMINERS = frozenset(
+    "the a an this that these those his her its their our my your every each no some any".split()
+)
 _VOWEL_SOUND_EXCEPTIONS = ("hour", "honest", "honor", "honour", "heir")
 _CONSONANT_SOUND_EXCEPTIONS = ("uni", "use", "usu", "uti", "one", "once", "eu", "ewe", "ure")
 
@@ -318,12 +321,7 @@ class Spinner:
             if len(readings) == 1:
                 lemma, pos, tag, _ = readings[0]
             else:
-                total = sum(r[3] for r in readings)
-                u = rng.random() * total
-                for lemma, pos, tag, prior in readings:  # noqa: B007
-                    u -= prior
-                    if u <= 0:
-                        break
+                lemma, pos, tag = self._pick_reading(readings, toks, i, rng)
             if pos == "VERB" and len(readings) > 1:
                 tag = self._verb_tag(readings, lemma, tag, toks, i)
             cands, cum = self._candidates(lex, lemma, pos, plan)
@@ -347,6 +345,28 @@ class Spinner:
                     return True
             return False
         return False
+
+    @staticmethod
+    def _pick_reading(readings: list[tuple[str, str, str, float]], toks: list[tuple[str, int]], i: int,
+                      rng: random.Random) -> tuple[str, str, str]:  # fmt: skip
+        """Choose a reading of an ambiguous word by its prior, nudged by the word before it:
+        "may last" is a verb, "the last" is not. Spinners are blind, but their tables are
+        mostly keyed by surface forms that behave like this."""
+        prev = toks[i - 2][0].lower() if i >= 2 and toks[i - 1][0] == " " else ""
+        weights = []
+        for _lemma, pos, _tag, prior in readings:
+            w = prior
+            if prev in _BASE_CONTEXT:
+                w *= 5.0 if pos == "VERB" else 0.2
+            elif prev in _DETERMINERS:
+                w *= 0.1 if pos in ("VERB", "ADV") else 1.0
+            weights.append(w)
+        u = rng.random() * sum(weights)
+        for (lemma, pos, tag, _), w in zip(readings, weights, strict=True):
+            u -= w
+            if u <= 0:
+                return lemma, pos, tag
+        return readings[-1][:3]
 
     @staticmethod
     def _verb_tag(readings: list[tuple[str, str, str, float]], lemma: str, tag: str,
