@@ -177,3 +177,25 @@ def test_read_pairs_errors(tmp_path: Path) -> None:
     p.write_text('{"text": "a"}\n')
     with pytest.raises(PairsError, match="expected"):
         read_pairs(p)
+
+
+@pytest.mark.slow
+def test_distributed_two_cpu_processes(tmp_path: Path) -> None:
+    """The real multi-process path: accelerate launches 2 CPU processes (gloo)."""
+    import subprocess
+    import sys
+
+    corpus = make_corpus(tmp_path / "corpus", n_train=120, n_valid=20)
+    out = tmp_path / "run"
+    cmd = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0",
+        str(ROOT / "train.py"), str(ROOT / "configs" / "tiny.yaml"), f"data.corpus_dir={corpus}",
+        f"train.output_dir={out}", "train.max_steps=4", "train.eval_every=2", "train.device=cpu",
+    ]  # fmt: skip
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "2 process(es)" in r.stdout
+    assert (out / "final" / "model.safetensors").exists()
+    state = json.loads(next((out / "checkpoints").glob("step-*/trainer_state.json")).read_text())
+    assert state["step"] == 4

