@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"train.py: error: {exc}", file=sys.stderr)
         return 2
     result = train(cfg, resume=args.resume)
-    print(json.dumps({"steps": result["steps"], "pairs": result["pairs_seen"], "final": result["final"]}))
+    if result["main_process"]:
+        print(json.dumps({"steps": result["steps"], "pairs": result["pairs_seen"], "final": result["final"]}))
     return 0
 
 

@@ -347,4 +347,4 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
     accelerator.wait_for_everyone()
     accelerator.end_training()
     os.environ.pop("ACCELERATE_GRADIENT_ACCUMULATION_STEPS", None)
-    return {**info(), "final": final_metrics}
+    return {**info(), "final": final_metrics, "main_process": main}
