@@ -216,8 +216,12 @@ def cmd_data_pairs(args: argparse.Namespace) -> int:
         spinner = Spinner.from_style(args.style)
     except (PairsError, StyleError) as exc:
         raise CLIError(str(exc)) from None
-    if args.limit:
-        sentences = sentences[: args.limit]
+    if args.limit and args.limit < len(sentences):
+        import random
+
+        # a seeded sample across the whole split (the file is ordered by source and document)
+        keep = sorted(random.Random(args.seed).sample(range(len(sentences)), args.limit))
+        sentences = [sentences[i] for i in keep]
     pairs = make_pairs(sentences, spinner, seed=f"{args.style}:{args.seed}")
     write_pairs(args.out, pairs)
     changed = sum(p["spun"] != p["original"] for p in pairs)
@@ -305,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     dpp.add_argument("--out", required=True, help="pairs JSONL to write")
     dpp.add_argument("--style", default="mixed", help="spinner style (default: mixed)")
     dpp.add_argument("--seed", type=int, default=0)
-    dpp.add_argument("--limit", type=int, default=0, help="only the first N sentences")
+    dpp.add_argument("--limit", type=int, default=0, help="a seeded sample of N sentences")
     dpp.set_defaults(func=cmd_data_pairs)
 
     tp = sub.add_parser("tables", help="synonym table commands")

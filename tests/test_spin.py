@@ -320,3 +320,9 @@ def test_bad_style_files_get_clear_errors(tmp_path: Path, body: str) -> None:
         load_style(p)
     with pytest.raises(StyleError):
         load_style("no-such-style")
+
+
+def test_results_name_the_style_that_spun_them() -> None:
+    assert Spinner.from_style("autoblog").spin(SENTENCES[0], seed=1).style == "autoblog"
+    names = {Spinner.from_style("mixed").spin(SENTENCES[0], seed=s).style for s in range(40)}
+    assert names <= {"autoblog", "thesaurus", "tortured"} and len(names) >= 2

@@ -219,7 +219,9 @@ class Spinner:
             idx = min(bisect.bisect_right(self._cum_weights, u), len(self._components) - 1)
             return self._components[idx][1].spin(text, rng)
         plan = _Plan(self.style.sample(rng))
-        return self._spin(text, plan, rng)
+        result = self._spin(text, plan, rng)
+        result.style = self.style.name
+        return result
 
     # ------------------------------------------------------------------ engine
     def _spin(self, text: str, plan: _Plan, rng: random.Random) -> SpinResult:
