@@ -2,6 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["Restorer", "__version__"]
+
+if TYPE_CHECKING:
+    from restorer.inference import Restorer
+
+
+def __getattr__(name: str) -> Any:
+    # lazy: `import restorer` stays cheap (no torch) for the spinner and the corpus tools
+    if name == "Restorer":
+        from restorer.inference import Restorer
+
+        return Restorer
+    raise AttributeError(f"module 'restorer' has no attribute {name!r}")

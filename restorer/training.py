@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import shutil
 import time
 from dataclasses import asdict
@@ -346,5 +345,4 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         )
     accelerator.wait_for_everyone()
     accelerator.end_training()
-    os.environ.pop("ACCELERATE_GRADIENT_ACCUMULATION_STEPS", None)
     return {**info(), "final": final_metrics, "main_process": main}
