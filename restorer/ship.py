@@ -21,7 +21,9 @@ def ship_model(src: Path, dst: Path | None = None) -> dict[str, Any]:
     """Write ``src`` (a ``save_pretrained`` directory) to ``dst`` as fp16 safetensors."""
     import torch
     from transformers import T5ForConditionalGeneration
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()
     dst = dst or default_model_dir()
     if not (src / "config.json").exists():
         raise ShipError(f"{src} is not a model directory (no config.json)")
