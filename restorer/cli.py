@@ -8,6 +8,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TextIO
 
@@ -99,7 +100,7 @@ def cmd_spin(args: argparse.Namespace) -> int:
     n_pairs = 0
     with (
         AtomicWriter(args.output) as out,
-        AtomicWriter(args.pairs_out) if args.pairs_out else _null() as pairs,
+        AtomicWriter(args.pairs_out) if args.pairs_out else nullcontext() as pairs,
     ):
         for doc_no, (_name, text) in enumerate(read_inputs(args.paths)):
             spun, results = spin_document(spinner, text, seed=f"{args.seed}:{doc_no}")
@@ -115,14 +116,6 @@ def cmd_spin(args: argparse.Namespace) -> int:
     if args.pairs_out:
         print(f"wrote {n_pairs} pairs to {args.pairs_out}", file=sys.stderr)
     return 0
-
-
-class _null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *a: object) -> None:
-        return None
 
 
 def cmd_styles(args: argparse.Namespace) -> int:
