@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, overload
 
-from restorer.text import map_sentences
+from restorer.decoding import Decoded
+from restorer.guard import Edit, GuardConfig, Guarded, spin_score
+from restorer.text import document_spans, splice, split_long
 
 
 class ModelNotFoundError(FileNotFoundError):
@@ -36,24 +39,81 @@ def resolve_device(device: str = "auto") -> str:
     return device
 
 
+@dataclass
+class Explanation:
+    """What ``Restorer.explain`` found in one document."""
+
+    text: str  # the restored document
+    edits: list[Edit] = field(default_factory=list)  # applied edits, spans in the input document
+    rejected: list[Edit] = field(default_factory=list)  # edits the guard kept as they were
+    spin_score: float = 0.0  # share of the document's words that were restored
+    sentences: list[dict[str, Any]] = field(default_factory=list)  # start, end, spin_score
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "edits": [e.to_dict() for e in self.edits],
+            "rejected": [e.to_dict() for e in self.rejected],
+            "spin_score": self.spin_score,
+            "sentences": self.sentences,
+        }
+
+
+def _encodable(s: str) -> bool:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: nothing the model can read
+        return False
+    return True
+
+
 class Restorer:
     """Restores spun text with a seq2seq model.
 
     >>> r = Restorer.from_pretrained()                 # the shipped default model
     >>> r.restore("The firm stated final week that youngsters were glad.")
+
+    With the guard on (the default) only the edits that look like undoing a spinner are
+    applied to the input; ``guard=False`` returns the model's greedy decode of each sentence.
     """
 
-    def __init__(self, model: Any, tokenizer: Any, device: str = "cpu", batch_size: int = 32,
-                 max_new_tokens: int = 128) -> None:  # fmt: skip
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        device: str = "cpu",
+        batch_size: int = 32,
+        max_new_tokens: int = 128,
+        guard: GuardConfig | bool | dict[str, Any] = True,
+        max_input_tokens: int = 96,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
         self.model = model
         self.tokenizer = tokenizer
         self.device = device
         self.batch_size = batch_size
         self.max_new_tokens = max_new_tokens
+        self.max_input_tokens = max_input_tokens
+        self.guard = self._guard_config(guard)
+
+    @staticmethod
+    def _guard_config(guard: GuardConfig | bool | dict[str, Any]) -> GuardConfig:
+        if isinstance(guard, GuardConfig):
+            return guard
+        if isinstance(guard, dict):
+            return GuardConfig.from_dict(guard)
+        return GuardConfig(enabled=bool(guard))
 
     @classmethod
-    def from_pretrained(cls, path: str | Path | None = None, device: str = "auto", batch_size: int = 32,
-                        threads: int | None = None) -> Restorer:  # fmt: skip
+    def from_pretrained(
+        cls,
+        path: str | Path | None = None,
+        device: str = "auto",
+        batch_size: int = 32,
+        threads: int | None = None,
+        guard: GuardConfig | bool | dict[str, Any] = True,
+    ) -> Restorer:
         import torch
         from transformers import AutoTokenizer, T5ForConditionalGeneration
         from transformers.utils import logging as hf_logging
@@ -70,39 +130,93 @@ class Restorer:
         dev = resolve_device(device)
         if dev == "cpu" and threads:
             torch.set_num_threads(threads)
-        if dev.startswith("cuda"):
-            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        elif dev == "mps":
-            dtype = torch.float16
-        else:
-            dtype = torch.float32  # fp16 weights on disk are upcast: CPU kernels want fp32
-        model = T5ForConditionalGeneration.from_pretrained(str(model_dir), dtype=dtype)
+        model = T5ForConditionalGeneration.from_pretrained(str(model_dir), dtype=model_dtype(dev))
         model.to(dev).eval()
         tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-        return cls(model, tokenizer, dev, batch_size)
+        return cls(model, tokenizer, dev, batch_size, guard=guard)
 
-    # ------------------------------------------------------------------ restoring
+    # ------------------------------------------------------------------ sentences
+    def _too_long(self, s: str) -> bool:
+        return len(self.tokenizer(s, add_special_tokens=True)["input_ids"]) > self.max_input_tokens
+
+    def decode(self, sentences: Sequence[str]) -> list[Decoded]:
+        """The model's greedy decode of each stripped sentence, with token probabilities.
+
+        Sentences longer than the model's limit are cut at safe points, decoded piece by piece
+        and joined back with their own spacing. Empty sentences and text the tokenizer cannot
+        read (lone surrogates) come back unchanged with full confidence.
+        """
+        from restorer.decoding import greedy_decode
+
+        pieces: list[str] = []
+        plan: list[list[tuple[int, int]] | None] = []
+        for s in sentences:
+            if not s.strip() or not _encodable(s):
+                plan.append(None)
+                continue
+            spans = split_long(s, self._too_long) if self._too_long(s) else [(0, len(s))]
+            plan.append(spans)
+            pieces.extend(s[a:b] for a, b in spans)
+        decoded = iter(greedy_decode(self.model, self.tokenizer, pieces, self.batch_size, self.max_new_tokens))
+        out: list[Decoded] = []
+        for s, spans in zip(sentences, plan, strict=True):
+            if spans is None:
+                out.append(Decoded(s))
+                continue
+            parts = [next(decoded) for _ in spans]
+            if len(parts) == 1:
+                out.append(parts[0])
+                continue
+            text, ids, probs, tspans = "", [], [], []
+            for k, ((a, _b), d) in enumerate(zip(spans, parts, strict=True)):
+                if k:
+                    text += s[spans[k - 1][1] : a]  # the gap between the pieces, as it was
+                off = len(text)
+                text += d.text
+                ids += d.token_ids
+                probs += d.token_probs
+                tspans += [(x + off, y + off) for x, y in d.token_spans]
+            out.append(Decoded(text, ids, probs, tspans))
+        return out
+
+    def explain_sentences(self, sentences: Sequence[str]) -> list[Guarded]:
+        """Decode and guard stripped sentences: the text to output plus every edit."""
+        from restorer.guard import guard_sentence
+
+        return [guard_sentence(s, d, self.guard) for s, d in zip(sentences, self.decode(sentences), strict=True)]
+
     def restore_sentences(self, sentences: Sequence[str]) -> list[str]:
         """Restore stripped sentences; empty ones come back empty."""
-        from restorer.generation import greedy_restore
+        if not self.guard.enabled:
+            return [d.text if s.strip() else s for s, d in zip(sentences, self.decode(sentences), strict=True)]
+        return [g.text for g in self.explain_sentences(sentences)]
 
-        todo = [i for i, s in enumerate(sentences) if s.strip()]
-        outs = greedy_restore(
-            self.model, self.tokenizer, [sentences[i] for i in todo], self.batch_size, self.max_new_tokens
-        )
-        result = list(sentences)
-        for i, o in zip(todo, outs, strict=True):
-            result[i] = o
-        return result
+    # ------------------------------------------------------------------ documents
+    def explain_documents(self, texts: Sequence[str]) -> list[Explanation]:
+        """Restore documents sentence by sentence (batched across all of them), keeping every
+        byte between the sentences, and report the edits with spans in each document."""
+        spans = [document_spans(t) for t in texts]
+        flat = [t[a:b] for t, sp in zip(texts, spans, strict=True) for a, b in sp]
+        guarded = iter(self.explain_sentences(flat))
+        out: list[Explanation] = []
+        for t, sp in zip(texts, spans, strict=True):
+            gs = [next(guarded) for _ in sp]
+            edits = [e.shifted(a) for (a, _b), g in zip(sp, gs, strict=True) for e in g.edits]
+            out.append(
+                Explanation(
+                    text=splice(t, sp, [g.text for g in gs]),
+                    edits=[e for e in edits if e.accepted or not self.guard.enabled],
+                    rejected=[e for e in edits if not e.accepted and self.guard.enabled],
+                    spin_score=spin_score(gs),
+                    sentences=[
+                        {"start": a, "end": b, "spin_score": g.spin_score} for (a, b), g in zip(sp, gs, strict=True)
+                    ],
+                )
+            )
+        return out
 
     def restore_documents(self, texts: Sequence[str]) -> list[str]:
-        """Restore documents sentence by sentence (batched across all of them), keeping each
-        document's layout byte for byte."""
-        sentences: list[str] = []
-        for t in texts:
-            map_sentences(t, lambda s, _i, _k: sentences.append(s) or s)
-        restored = iter(self.restore_sentences(sentences))
-        return [map_sentences(t, lambda _s, _i, _k: next(restored)) for t in texts]
+        return [e.text for e in self.explain_documents(texts)]
 
     @overload
     def restore(self, text: str) -> str: ...
@@ -112,6 +226,32 @@ class Restorer:
         """A document in, a document out; or a list in, a list of the same length out."""
         if isinstance(text, str):
             return self.restore_documents([text])[0]
-        if not isinstance(text, list | tuple) or not all(isinstance(t, str) for t in text):
-            raise TypeError("restore() takes a str or a list of str")
-        return self.restore_documents(list(text))
+        return self.restore_documents(_check_list(text))
+
+    @overload
+    def explain(self, text: str) -> Explanation: ...
+    @overload
+    def explain(self, text: list[str]) -> list[Explanation]: ...
+    def explain(self, text: str | list[str]) -> Explanation | list[Explanation]:
+        """Edits (character spans in the input, original, replacement, confidence) and spin
+        scores per sentence and for the whole document."""
+        if isinstance(text, str):
+            return self.explain_documents([text])[0]
+        return self.explain_documents(_check_list(text))
+
+
+def _check_list(text: Any) -> list[str]:
+    if not isinstance(text, list | tuple) or not all(isinstance(t, str) for t in text):
+        raise TypeError("expected a str or a list of str")
+    return list(text)
+
+
+def model_dtype(device: str) -> Any:
+    """fp32 on CPU (fp16 weights on disk are upcast), bf16 on CUDA where supported, else fp16."""
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device == "mps":
+        return torch.float16
+    return torch.float32
