@@ -156,22 +156,52 @@ def cmd_tables_build(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- restore / eval
 
 
+def _guard_config(args: argparse.Namespace):  # -> GuardConfig
+    from restorer.guard import GuardConfig
+
+    try:
+        guard = GuardConfig(enabled=not args.no_guard)
+        if args.min_confidence is not None:
+            guard = GuardConfig(enabled=guard.enabled, min_confidence=args.min_confidence)
+    except ValueError as exc:
+        raise CLIError(str(exc).replace("guard min_confidence", "--min-confidence")) from None
+    return guard
+
+
 def _load_restorer(args: argparse.Namespace):  # -> Restorer
     from restorer.inference import ModelNotFoundError, Restorer
 
+    if args.batch_size < 1:
+        raise CLIError("--batch-size must be at least 1")
+    if args.threads is not None and args.threads < 1:
+        raise CLIError("--threads must be at least 1")
     try:
-        return Restorer.from_pretrained(args.model, device=args.device, batch_size=args.batch_size)
+        return Restorer.from_pretrained(
+            args.model, device=args.device, batch_size=args.batch_size, threads=args.threads,
+            guard=_guard_config(args),
+        )  # fmt: skip
     except (ModelNotFoundError, ValueError) as exc:
         raise CLIError(str(exc)) from None
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from restorer.restore_io import InputError, RestoreOptions, run_restore
+
     if args.batch_size < 1:
         raise CLIError("--batch-size must be at least 1")
-    restorer = _load_restorer(args)
-    with AtomicWriter(args.output) as out:
-        for _name, text in read_inputs(args.paths):
-            out.write(restorer.restore(text))
+    settings = {
+        "format": args.format,
+        "explain": args.explain,
+        "model": str(Path(args.model).resolve()) if args.model else "default",
+        "guard": asdict(_guard_config(args)),
+    }
+    options = RestoreOptions(args.format, args.explain, args.resume, args.chunk_lines, settings)
+    try:
+        run_restore(args.paths, args.output, options, load=lambda: _load_restorer(args))
+    except InputError as exc:
+        raise CLIError(str(exc)) from None
     return 0
 
 
@@ -226,7 +256,12 @@ def cmd_ship(args: argparse.Namespace) -> int:
     from restorer.ship import ShipError, ship_model
 
     try:
-        info = ship_model(Path(args.model_dir), Path(args.to) if args.to else None)
+        info = ship_model(
+            Path(args.model_dir),
+            Path(args.to) if args.to else None,
+            Path(args.eval_pairs) if args.eval_pairs else None,
+            args.eval_limit,
+        )
     except ShipError as exc:
         raise CLIError(str(exc)) from None
     print(json.dumps(info))
@@ -237,6 +272,12 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="model directory (default: the shipped model)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     p.add_argument("--batch-size", type=int, default=32, help="sentences per batch (default: 32)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for the model (default: torch's)")
+    p.add_argument("--no-guard", action="store_true", help="use the model's output as is, without the guard")
+    p.add_argument(
+        "--min-confidence", type=float, default=None, metavar="X",
+        help="the guard keeps an edit only when the model's confidence is at least X (0-1; default: 0.5)",
+    )  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- parser
@@ -266,8 +307,30 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser(
         "restore", help="restore spun text (line i of the output restores line i of the input)"
     )
-    rp.add_argument("paths", nargs="*", help="input files; stdin when none or '-'")
-    rp.add_argument("-o", "--output", default=None, help="output file (default: stdout)")
+    rp.add_argument(
+        "paths", nargs="*", help="input files or folders (every *.txt, or *.jsonl); stdin when none or '-'"
+    )
+    rp.add_argument(
+        "-o", "--output", default=None,
+        help="output file, or folder for folder inputs (mirrors their layout); default: stdout",
+    )  # fmt: skip
+    rp.add_argument(
+        "--format", choices=("text", "jsonl"), default="text",
+        help='text: line i out restores line i in; jsonl: {"text"|"spun": ...} per line in, '
+        '{"text", "edits", "spin_score"} out',
+    )  # fmt: skip
+    rp.add_argument(
+        "--explain", action="store_true",
+        help="text: show the edits ([-old-]{+new+}, coloured on a terminal); jsonl: add rejected edits and sentences",
+    )  # fmt: skip
+    rp.add_argument(
+        "--resume", action="store_true",
+        help="continue an interrupted run into -o from its OUT.partial and OUT.progress.json",
+    )  # fmt: skip
+    rp.add_argument(
+        "--chunk-lines", type=int, default=256, metavar="N",
+        help="lines restored and written per chunk, the unit of progress and resume (default: 256)",
+    )  # fmt: skip
     _add_model_args(rp)
     rp.set_defaults(func=cmd_restore)
 
@@ -283,6 +346,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sh.add_argument("model_dir", help="a model directory written by train.py (e.g. runs/default/best)")
     sh.add_argument("--to", default=None, help="destination (default: restorer/checkpoints/default)")
+    sh.add_argument(
+        "--eval-pairs", default=None, help="score the shipped weights on these pairs (guard on and off) for the card"
+    )
+    sh.add_argument("--eval-limit", type=int, default=0, help="only the first N eval pairs")
     sh.set_defaults(func=cmd_ship)
 
     st = sub.add_parser("styles", help="list the built-in spinner styles")

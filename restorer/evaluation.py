@@ -22,7 +22,7 @@ def score_decodes(
 
     def out(src: Sequence[str], dec: Sequence[Decoded]) -> list[str]:
         if not guard.enabled:
-            return [d.text for d in dec]
+            return [d.text.strip() for d in dec]
         return [guard_sentence(s, d, guard).text for s, d in zip(src, dec, strict=True)]
 
     outs = out(spun, dec_spun)

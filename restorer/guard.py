@@ -180,6 +180,21 @@ def align(source: str, output: str, decoded: Decoded | None = None) -> list[Edit
     return edits
 
 
+def _repeats_source(edit: Edit, sentence: str) -> bool:
+    """An insertion that repeats the sentence's own words next to where it goes in: a
+    runaway decode (spinners never delete a repeated phrase, so restoring one is never due)."""
+    ins = WORD_RE.findall(edit.replacement)
+    if not ins:
+        return False
+    n = len(ins)
+    before = WORD_RE.findall(sentence[: edit.start])
+    after = WORD_RE.findall(sentence[edit.end :])
+    if before[-n:] == ins or after[:n] == ins:
+        return True
+    words = WORD_RE.findall(sentence)
+    return n >= 2 and any(words[k : k + n] == ins for k in range(len(words) - n + 1))
+
+
 def _reject(edit: Edit, sentence: str, cfg: GuardConfig, protected: list[tuple[int, int]],
             is_name: Callable[[str, bool], bool]) -> str:  # fmt: skip
     """The reason to keep the input's words for ``edit``, or ``""`` to accept it."""
@@ -189,6 +204,8 @@ def _reject(edit: Edit, sentence: str, cfg: GuardConfig, protected: list[tuple[i
     n_out = len(WORD_RE.findall(edit.replacement))
     if n_src > cfg.max_edit_words or n_out > cfg.max_edit_words:
         return "rewrites too much"
+    if not edit.original.strip() and _repeats_source(edit, sentence):
+        return "repetition"
     if cfg.protect_code and any(s < edit.end and edit.start < e for s, e in protected):
         return "code, URL or e-mail"
     if cfg.protect_numbers:
@@ -217,7 +234,7 @@ def guard_sentence(
     n_words = len(WORD_RE.findall(source))
     if not cfg.enabled:
         edits = align(source, decoded.text, decoded)
-        return Guarded(decoded.text, edits, n_words)
+        return Guarded(decoded.text.strip(), edits, n_words)
     edits = align(source, decoded.text, decoded)
     protected = _protected_spans(source) if cfg.protect_code else []
     for e in edits:

@@ -188,7 +188,7 @@ class Restorer:
     def restore_sentences(self, sentences: Sequence[str]) -> list[str]:
         """Restore stripped sentences; empty ones come back empty."""
         if not self.guard.enabled:
-            return [d.text if s.strip() else s for s, d in zip(sentences, self.decode(sentences), strict=True)]
+            return [d.text.strip() if s.strip() else s for s, d in zip(sentences, self.decode(sentences), strict=True)]
         return [g.text for g in self.explain_sentences(sentences)]
 
     # ------------------------------------------------------------------ documents

@@ -122,3 +122,11 @@ def test_document_spans_and_splice_keep_the_layout() -> None:
     spans = document_spans(t)
     assert [t[a:b] for a, b in spans] == ["Hello there.", "How are you?", "Indented line.", "Last"]
     assert splice(t, spans, [t[a:b].upper() for a, b in spans]) == "HELLO THERE. HOW ARE YOU?\n\n  INDENTED LINE.\r\nLAST"
+
+
+def test_repeated_words_are_not_inserted() -> None:
+    cfg = GuardConfig(min_confidence=0.0)
+    assert guard_sentence("The end.", decoded("The end. The end."), cfg, never_a_name).text == "The end."
+    assert guard_sentence("We went home.", decoded("We went went home."), cfg, never_a_name).text == "We went home."
+    # a new word is still inserted
+    assert guard_sentence("He said it.", decoded("He said that it."), cfg, never_a_name).text == "He said that it."
