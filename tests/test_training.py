@@ -166,6 +166,19 @@ def test_tiny_model_train_save_reload_resume_restore(tmp_path: Path) -> None:
     assert restored.count("\n") == doc.count("\n") and restored.splitlines()[2].startswith("  ")
     assert len(r.restore(["One.", "Two.", ""])) == 3
 
+    # shipping packs fp16 safetensors and scores them (guard on and off) into the card
+    from restorer.pairs import write_pairs
+    from restorer.ship import ship_model
+
+    pairs = tmp_path / "pairs.jsonl"
+    write_pairs(pairs, [{"spun": "The firm stated final week.", "original": "The company said last week."}] * 3)
+    info = ship_model(out / "final", tmp_path / "shipped", eval_pairs=pairs)
+    assert set(info["evaluation"]) >= {"guard", "no_guard"}
+    card = (tmp_path / "shipped" / "README.md").read_text(encoding="utf-8")
+    assert "| metric | guard on | guard off |" in card
+    shipped = T5ForConditionalGeneration.from_pretrained(str(tmp_path / "shipped"))
+    assert next(shipped.parameters()).dtype.is_floating_point
+
 
 def test_read_pairs_errors(tmp_path: Path) -> None:
     from restorer.pairs import PairsError
