@@ -39,6 +39,7 @@ _PROTECTED_RE = re.compile(
 )
 _SMALL_NUMBER_RE = re.compile(r"\d{1,2}")
 _DIGIT_RE = re.compile(r"\d")
+_WORDY_RE = re.compile(r"\w")
 
 
 @dataclass
@@ -206,6 +207,10 @@ def _reject(edit: Edit, sentence: str, cfg: GuardConfig, protected: list[tuple[i
         return "rewrites too much"
     if not edit.original.strip() and _repeats_source(edit, sentence):
         return "repetition"
+    if not (edit.original.strip() and edit.replacement.strip()) and not _WORDY_RE.search(
+        edit.original + edit.replacement
+    ):
+        return "punctuation only"  # spinners swap words, they do not punctuate
     if cfg.protect_code and any(s < edit.end and edit.start < e for s, e in protected):
         return "code, URL or e-mail"
     if cfg.protect_numbers:

@@ -130,3 +130,10 @@ def test_repeated_words_are_not_inserted() -> None:
     assert guard_sentence("We went home.", decoded("We went went home."), cfg, never_a_name).text == "We went home."
     # a new word is still inserted
     assert guard_sentence("He said it.", decoded("He said that it."), cfg, never_a_name).text == "He said that it."
+
+
+def test_punctuation_is_not_added_or_dropped() -> None:
+    cfg = GuardConfig(min_confidence=0.0)
+    title = "Local Schools Try a New Approach to Reading"
+    assert guard_sentence(title, decoded(title + "."), cfg, never_a_name).text == title
+    assert guard_sentence("Yes, he did.", decoded("Yes he did."), cfg, never_a_name).text == "Yes, he did."
