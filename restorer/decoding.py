@@ -116,3 +116,196 @@ def greedy_decode(
                 spans = token_char_spans(tokenizer, toks, text) if with_scores else []
                 out[i] = Decoded(text, toks, tprobs if with_scores else [], spans)
     return [d for d in out if d is not None]
+
+
+# ----------------------------------------------------------------------------- copy-speculative
+
+
+def _lookup(hay: list[int], out: list[int], ptr: int, end: int, max_ctx: int = 6) -> tuple[int, int]:
+    """Where in ``hay[:end]`` the output continues: the position ``j`` after the occurrence
+    of the output's last token that matches the longest run of preceding output tokens
+    (up to ``max_ctx``), nearest to ``ptr`` among equals. Returns ``(context, j)``; context 0
+    means the last token does not occur."""
+    last = out[-1]
+    best_ctx, best_j = 0, -1
+    for j in range(end):
+        if hay[j] != last:
+            continue
+        c = 1
+        while c < max_ctx and c < len(out) and j - c >= 0 and hay[j - c] == out[-1 - c]:
+            c += 1
+        if c > best_ctx or (c == best_ctx and abs(j + 1 - ptr) < abs(best_j + 1 - ptr)):
+            best_ctx, best_j = c, j
+    return best_ctx, best_j + 1
+
+
+def _draft(src: list[int], out: list[int], ptr: int, k: int) -> tuple[list[int], int]:
+    """Propose the next ``k`` output tokens.
+
+    A restored sentence mostly copies its source, so the draft is the source's continuation
+    after the output's last tokens, aligned by ``ptr`` (where the output is expected to be in
+    the source). When the output's own history matches a longer run of its last tokens (a
+    model repeating itself), the draft continues the repetition instead.
+    """
+    if k <= 0:
+        return [], ptr
+    if not out:
+        return src[:k], 0
+    ctx_s, at_s = _lookup(src, out, ptr, len(src))
+    ctx_o, at_o = _lookup(out, out, len(out), len(out) - 1)
+    if ctx_o > ctx_s:
+        return out[at_o : at_o + k], ptr
+    if ctx_s:
+        return src[at_s : at_s + k], at_s
+    return [], ptr
+
+
+def _realign(cache: Any, valid: list[int], pads: list[int]) -> list[int]:
+    """Keep ``valid[r]`` decoder positions of each row, right-aligned (left padding).
+
+    Row ``r``'s valid positions are ``pads[r] .. pads[r] + valid[r] - 1`` of the current
+    self-attention cache. T5's position bias depends only on the distance between query and
+    key, so rows whose newest tokens share the last column see exactly the distances they
+    would see alone. Returns the new left pads.
+    """
+    import torch
+
+    width = max(valid)
+    new_pads = [width - v for v in valid]
+    layers = cache.self_attention_cache.layers
+    device = layers[0].keys.device
+    index = torch.zeros((len(valid), width), dtype=torch.long)
+    for r, (v, p) in enumerate(zip(valid, pads, strict=True)):
+        if v:
+            index[r, width - v :] = torch.arange(p, p + v)
+    index = index.to(device)
+    for layer in layers:
+        h, dk = layer.keys.shape[1], layer.keys.shape[3]
+        gather = index[:, None, :, None].expand(-1, h, -1, dk)
+        layer.keys = layer.keys.gather(2, gather)
+        layer.values = layer.values.gather(2, gather)
+    return new_pads
+
+
+def speculative_decode(
+    model: Any,
+    tokenizer: Any,
+    texts: Sequence[str],
+    batch_size: int = 32,
+    max_new_tokens: int = 128,
+    with_scores: bool = True,
+    draft_len: int = 10,
+) -> list[Decoded]:
+    """Greedy decoding, sped up by drafting tokens copied from the source.
+
+    Each decoder pass feeds every sequence its last token plus a drafted continuation; the
+    model's greedy choice at every drafted position comes out of that one pass, the longest
+    prefix of the draft that matches is accepted together with the model's own next token,
+    and each row of the KV cache keeps exactly its accepted positions (rows are re-aligned to
+    the right, with left padding masked out). Tokens are only ever the model's argmax, so the
+    output is greedy decoding's (up to floating-point near-ties). Batching, length caps and
+    the end of sequences are those of :func:`greedy_decode`.
+    """
+    import torch
+    from transformers.cache_utils import DynamicCache, EncoderDecoderCache
+
+    if not texts:
+        return []
+    device = next(model.parameters()).device
+    enc = tokenizer(list(texts), add_special_tokens=True)["input_ids"]
+    order = sorted(range(len(texts)), key=lambda i: len(enc[i]))
+    pad = tokenizer.pad_token_id
+    eos = tokenizer.eos_token_id
+    start = model.config.decoder_start_token_id
+    special = set(tokenizer.all_special_ids)
+    results: list[Decoded | None] = [None] * len(texts)
+    encoder = model.get_encoder()
+    with torch.inference_mode():
+        for b in range(0, len(order), batch_size):
+            idx = order[b : b + batch_size]
+            longest = max(len(enc[i]) for i in idx)
+            cap = min(max_new_tokens, int(longest * 1.5) + 8)
+            ids = torch.full((len(idx), longest), pad, dtype=torch.long)
+            mask = torch.zeros((len(idx), longest), dtype=torch.long)
+            for r, i in enumerate(idx):
+                ids[r, : len(enc[i])] = torch.tensor(enc[i])
+                mask[r, : len(enc[i])] = 1
+            ids, mask = ids.to(device), mask.to(device)
+            hidden = encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+            outs: list[list[int]] = [[] for _ in idx]  # generated tokens (no start token)
+            probs: list[list[float]] = [[] for _ in idx]
+            ptrs = [0] * len(idx)
+            active = list(range(len(idx)))  # batch rows still decoding
+            pads: list[int] = [0] * len(idx)  # left padding of each active row in the cache
+            cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
+            while active:
+                width_c = cache.get_seq_length()
+                drafts: list[list[int]] = []
+                for r in active:
+                    room = cap - len(outs[r]) - 1  # the model's own token takes the last slot
+                    d, ptrs[r] = _draft(enc[idx[r]], outs[r], ptrs[r], min(draft_len, room))
+                    drafts.append(d)
+                width = 1 + max(len(d) for d in drafts)
+                dec = torch.full((len(active), width), pad, dtype=torch.long)
+                for k, r in enumerate(active):
+                    dec[k, : 1 + len(drafts[k])] = torch.tensor([outs[r][-1] if outs[r] else start, *drafts[k]])
+                dmask = torch.ones((len(active), width_c + width), dtype=torch.long)
+                for k, p in enumerate(pads):
+                    dmask[k, :p] = 0
+                sel = torch.tensor(active, device=device)
+                logits = model(
+                    encoder_outputs=(hidden[sel],),
+                    attention_mask=mask[sel],
+                    decoder_input_ids=dec.to(device),
+                    decoder_attention_mask=dmask.to(device),
+                    past_key_values=cache,
+                    use_cache=True,
+                ).logits
+                best = logits.argmax(-1).tolist()
+                logp = torch.log_softmax(logits.float(), -1) if with_scores else None
+                still: list[int] = []
+                valid: list[int] = []
+                for k, r in enumerate(active):
+                    d = drafts[k]
+                    done = False
+                    accepted = 0
+                    for a in range(len(d) + 1):
+                        t = best[k][a]
+                        outs[r].append(t)
+                        if logp is not None:
+                            probs[r].append(float(logp[k, a, t].exp()))
+                        if t == eos or len(outs[r]) >= cap:
+                            done = True
+                            break
+                        if a == len(d) or t != d[a]:
+                            break
+                        accepted += 1
+                    ptrs[r] += accepted
+                    if done:
+                        results[idx[r]] = _finish(tokenizer, outs[r], probs[r], special, eos, pad, with_scores)
+                    else:
+                        still.append(k)
+                        # the cache keeps the fed last token and the accepted draft
+                        valid.append(width_c - pads[k] + 1 + accepted)
+                if not still:
+                    break
+                if len(still) < len(active):
+                    cache.batch_select_indices(torch.tensor(still, device=device))
+                pads = _realign(cache, valid, [pads[k] for k in still])
+                active = [active[k] for k in still]
+    return [d for d in results if d is not None]
+
+
+def _finish(tokenizer: Any, toks: list[int], probs: list[float], special: set[int], eos: int, pad: int,
+            with_scores: bool) -> Decoded:  # fmt: skip
+    keep_t, keep_p = [], []
+    for t, p in zip(toks, probs if with_scores else [1.0] * len(toks), strict=True):
+        if t in special:
+            if t in (eos, pad):
+                break
+            continue
+        keep_t.append(t)
+        keep_p.append(p)
+    text = tokenizer.decode(keep_t, skip_special_tokens=True)
+    spans = token_char_spans(tokenizer, keep_t, text) if with_scores else []
+    return Decoded(text, keep_t, keep_p if with_scores else [], spans)

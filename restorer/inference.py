@@ -8,9 +8,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, overload
 
-from restorer.decoding import Decoded
+from restorer.decoding import Decoded, greedy_decode, speculative_decode
 from restorer.guard import Edit, GuardConfig, Guarded, spin_score
 from restorer.text import document_spans, splice, split_long
+
+DECODERS = {"speculative": speculative_decode, "greedy": greedy_decode}
+"""Decoders by name; both give greedy decoding's output, the speculative one in fewer passes."""
 
 
 class ModelNotFoundError(FileNotFoundError):
@@ -86,9 +89,13 @@ class Restorer:
         max_new_tokens: int = 128,
         guard: GuardConfig | bool | dict[str, Any] = True,
         max_input_tokens: int = 96,
+        decoder: str = "speculative",
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        if decoder not in DECODERS:
+            raise ValueError(f"unknown decoder {decoder!r}; use {' or '.join(DECODERS)}")
+        self.decoder = decoder
         self.model = model
         self.tokenizer = tokenizer
         self.device = device
@@ -113,6 +120,7 @@ class Restorer:
         batch_size: int = 32,
         threads: int | None = None,
         guard: GuardConfig | bool | dict[str, Any] = True,
+        decoder: str = "speculative",
     ) -> Restorer:
         import torch
         from transformers import AutoTokenizer, T5ForConditionalGeneration
@@ -133,7 +141,7 @@ class Restorer:
         model = T5ForConditionalGeneration.from_pretrained(str(model_dir), dtype=model_dtype(dev))
         model.to(dev).eval()
         tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-        return cls(model, tokenizer, dev, batch_size, guard=guard)
+        return cls(model, tokenizer, dev, batch_size, guard=guard, decoder=decoder)
 
     # ------------------------------------------------------------------ sentences
     def _too_long(self, s: str) -> bool:
@@ -146,8 +154,7 @@ class Restorer:
         and joined back with their own spacing. Empty sentences and text the tokenizer cannot
         read (lone surrogates) come back unchanged with full confidence.
         """
-        from restorer.decoding import greedy_decode
-
+        decode = DECODERS[self.decoder]
         pieces: list[str] = []
         plan: list[list[tuple[int, int]] | None] = []
         for s in sentences:
@@ -157,7 +164,7 @@ class Restorer:
             spans = split_long(s, self._too_long) if self._too_long(s) else [(0, len(s))]
             plan.append(spans)
             pieces.extend(s[a:b] for a, b in spans)
-        decoded = iter(greedy_decode(self.model, self.tokenizer, pieces, self.batch_size, self.max_new_tokens))
+        decoded = iter(decode(self.model, self.tokenizer, pieces, self.batch_size, self.max_new_tokens))
         out: list[Decoded] = []
         for s, spans in zip(sentences, plan, strict=True):
             if spans is None:

@@ -1,0 +1,65 @@
+"""Copy-speculative decoding gives exactly greedy decoding's output."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from restorer.decoding import _draft, greedy_decode, speculative_decode
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_draft_copies_the_source_after_the_last_token() -> None:
+    src = [10, 11, 12, 13, 14, 1]
+    assert _draft(src, [], 0, 3) == ([10, 11, 12], 0)
+    assert _draft(src, [10, 11], 0, 3) == ([12, 13, 14], 2)
+    # a rewritten token the source does not have: no draft
+    assert _draft(src, [10, 99], 1, 3) == ([], 1)
+    # the longer matching context wins: a repeating output continues its repetition
+    assert _draft([5, 6, 7, 1], [5, 8, 9, 8, 9, 8], 1, 2)[0] == [9, 8]
+    assert _draft(src, [10, 11], 0, 0) == ([], 0)
+
+
+def _sentences(tiny_model: Path) -> list[str]:
+    from restorer.pairs import make_pairs
+    from restorer.spin.spinner import Spinner
+
+    corpus = tiny_model.parent.parent / "corpus" / "train.jsonl"
+    texts = [json.loads(x)["text"] for x in corpus.read_text(encoding="utf-8").splitlines()[:60]]
+    spun = [p["spun"] for p in make_pairs(texts, Spinner.from_style("mixed"), seed=3)]
+    return spun + texts[:20] + ["Short.", "A “quoted” line — with 12 digits & émojis 🙂."]
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 32])
+def test_speculative_equals_greedy_on_the_tiny_model(tiny_model: Path, batch_size: int) -> None:
+    from transformers import AutoTokenizer, T5ForConditionalGeneration
+
+    model = T5ForConditionalGeneration.from_pretrained(str(tiny_model)).eval()
+    tok = AutoTokenizer.from_pretrained(str(tiny_model))
+    texts = _sentences(tiny_model)
+    greedy = greedy_decode(model, tok, texts, batch_size, max_new_tokens=48)
+    spec = speculative_decode(model, tok, texts, batch_size, max_new_tokens=48)
+    assert [g.token_ids for g in greedy] == [s.token_ids for s in spec]
+    assert [g.text for g in greedy] == [s.text for s in spec]
+    for g, s in zip(greedy, spec, strict=True):
+        assert g.token_probs == pytest.approx(s.token_probs, abs=1e-4)
+        assert g.token_spans == s.token_spans
+
+
+def test_speculative_equals_greedy_on_the_shipped_model() -> None:
+    from restorer.inference import Restorer, default_model_dir
+
+    if not (default_model_dir() / "config.json").exists():
+        pytest.skip("no shipped model")
+    r = Restorer.from_pretrained(device="cpu")
+    pairs = [json.loads(x) for x in (ROOT / "tests" / "golden" / "default.jsonl").read_text().splitlines()]
+    text = (ROOT / "examples" / "spun_article.txt").read_text(encoding="utf-8")
+    from restorer.text import document_spans
+
+    sents = [p["input"] for p in pairs] + [text[a:b] for a, b in document_spans(text)]
+    greedy = greedy_decode(r.model, r.tokenizer, sents, 8)
+    spec = speculative_decode(r.model, r.tokenizer, sents, 8)
+    assert [g.text for g in greedy] == [s.text for s in spec]
