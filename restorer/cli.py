@@ -268,6 +268,47 @@ def cmd_ship(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- serve
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from restorer.config import ConfigError
+    from restorer.inference import default_model_dir, resolve_device
+    from restorer.serving.config import ServeConfig, option_help
+    from restorer.serving.server import run
+
+    flags = {name: getattr(args, name) for name, *_ in option_help()}
+    try:
+        config = ServeConfig.from_sources(os.environ, flags)
+        config.guard_config()
+        resolve_device(config.device)
+    except (ConfigError, ValueError) as exc:
+        raise CLIError(str(exc)) from None
+    model_dir = Path(config.model) if config.model else default_model_dir()
+    if not (model_dir / "config.json").exists():
+        hint = "" if config.model else " (this install ships no default model yet; pass --model DIR)"
+        raise CLIError(f"no model at {model_dir}{hint}")
+    return run(config)
+
+
+def _add_serve_args(p: argparse.ArgumentParser) -> None:
+    from restorer.serving.config import env_name, flag_name, option_help
+
+    for name, help_text, default, typ in option_help():
+        shown = "" if default is None else f"; default: {str(default).lower() if typ is bool else default}"
+        kwargs = {"help": f"{help_text} (env {env_name(name)}{shown})", "default": None}
+        if typ is bool:
+            p.add_argument(flag_name(name), action=argparse.BooleanOptionalAction, **kwargs)
+        else:
+            p.add_argument(flag_name(name), metavar=_metavar(name, typ), **kwargs)
+
+
+def _metavar(name: str, typ: type) -> str:
+    if name.endswith(("_ms", "_s")):
+        return name.rsplit("_", 1)[1].upper()
+    return {int: "N", float: "X"}.get(typ, {"model": "DIR"}.get(name, name.split("_")[-1].upper()))
+
+
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="model directory (default: the shipped model)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
@@ -351,6 +392,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sh.add_argument("--eval-limit", type=int, default=0, help="only the first N eval pairs")
     sh.set_defaults(func=cmd_ship)
+
+    sv = sub.add_parser(
+        "serve", help="serve the model over HTTP (KServe v2 / Open Inference Protocol, /v1/restore, /metrics)",
+        description="Every setting can also come from the environment (RESTORER_*); a flag wins over the environment.",
+    )  # fmt: skip
+    _add_serve_args(sv)
+    sv.set_defaults(func=cmd_serve)
 
     st = sub.add_parser("styles", help="list the built-in spinner styles")
     st.set_defaults(func=cmd_styles)
