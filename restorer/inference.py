@@ -96,6 +96,7 @@ class Restorer:
         if decoder not in DECODERS:
             raise ValueError(f"unknown decoder {decoder!r}; use {' or '.join(DECODERS)}")
         self.decoder = decoder
+        self.translator: Any = None  # set for the CTranslate2 backend
         self.model = model
         self.tokenizer = tokenizer
         self.device = device
@@ -121,10 +122,16 @@ class Restorer:
         threads: int | None = None,
         guard: GuardConfig | bool | dict[str, Any] = True,
         decoder: str = "speculative",
+        backend: str = "auto",
     ) -> Restorer:
-        import torch
-        from transformers import AutoTokenizer, T5ForConditionalGeneration
+        """Load a model directory (default: the shipped model).
+
+        ``backend`` is ``torch``, ``ctranslate2`` (a directory written by ``restorer export
+        ctranslate2``) or ``auto`` (whichever the directory holds)."""
+        from transformers import AutoTokenizer
         from transformers.utils import logging as hf_logging
+
+        from restorer.ct2 import is_ctranslate2_dir
 
         hf_logging.disable_progress_bar()
         model_dir = Path(path) if path is not None else default_model_dir()
@@ -135,12 +142,30 @@ class Restorer:
                 else " (this install ships no default model yet; pass a model directory)"
             )
             raise ModelNotFoundError(f"no model at {model_dir}{hint}")
+        if backend not in ("auto", "torch", "ctranslate2"):
+            raise ValueError(f"unknown backend {backend!r}; use auto, torch or ctranslate2")
+        is_ct2 = is_ctranslate2_dir(model_dir)
+        if backend == "auto":
+            backend = "ctranslate2" if is_ct2 else "torch"
+        if (backend == "ctranslate2") != is_ct2:
+            what = "a CTranslate2 export" if is_ct2 else "a transformers model directory"
+            raise ValueError(f"{model_dir} is {what}; it cannot run on the {backend} backend")
         dev = resolve_device(device)
+        tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+        if backend == "ctranslate2":
+            from restorer.ct2 import load_translator
+
+            translator = load_translator(model_dir, dev, threads)
+            r = cls(None, tokenizer, dev, batch_size, guard=guard, decoder="greedy")
+            r.translator = translator
+            return r
+        import torch
+        from transformers import T5ForConditionalGeneration
+
         if dev == "cpu" and threads:
             torch.set_num_threads(threads)
         model = T5ForConditionalGeneration.from_pretrained(str(model_dir), dtype=model_dtype(dev))
         model.to(dev).eval()
-        tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
         return cls(model, tokenizer, dev, batch_size, guard=guard, decoder=decoder)
 
     # ------------------------------------------------------------------ sentences
@@ -154,7 +179,6 @@ class Restorer:
         and joined back with their own spacing. Empty sentences and text the tokenizer cannot
         read (lone surrogates) come back unchanged with full confidence.
         """
-        decode = DECODERS[self.decoder]
         pieces: list[str] = []
         plan: list[list[tuple[int, int]] | None] = []
         for s in sentences:
@@ -164,7 +188,7 @@ class Restorer:
             spans = split_long(s, self._too_long) if self._too_long(s) else [(0, len(s))]
             plan.append(spans)
             pieces.extend(s[a:b] for a, b in spans)
-        decoded = iter(decode(self.model, self.tokenizer, pieces, self.batch_size, self.max_new_tokens))
+        decoded = iter(self._decode_pieces(pieces))
         out: list[Decoded] = []
         for s, spans in zip(sentences, plan, strict=True):
             if spans is None:
@@ -185,6 +209,18 @@ class Restorer:
                 tspans += [(x + off, y + off) for x, y in d.token_spans]
             out.append(Decoded(text, ids, probs, tspans))
         return out
+
+    def _decode_pieces(self, pieces: list[str]) -> list[Decoded]:
+        if self.translator is not None:
+            from restorer.ct2 import ct2_decode
+
+            return ct2_decode(self.translator, self.tokenizer, pieces, self.batch_size, self.max_new_tokens)
+        decode = DECODERS[self.decoder]
+        return decode(self.model, self.tokenizer, pieces, self.batch_size, self.max_new_tokens)
+
+    @property
+    def backend(self) -> str:
+        return "ctranslate2" if self.translator is not None else "torch"
 
     def explain_sentences(self, sentences: Sequence[str]) -> list[Guarded]:
         """Decode and guard stripped sentences: the text to output plus every edit."""

@@ -1,0 +1,48 @@
+"""The CTranslate2 backend: export, reload and restore on the tiny model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("ctranslate2")
+
+
+def test_export_reload_restore(tiny_model: Path, tmp_path: Path) -> None:
+    from restorer.ct2 import ExportError, export_ctranslate2
+    from restorer.inference import Restorer
+
+    out = tmp_path / "ct2"
+    info = export_ctranslate2(tiny_model, out, "int8")
+    assert info["backend"] == "ctranslate2" and (out / "model.bin").exists() and (out / "tokenizer.json").exists()
+    with pytest.raises(ExportError, match="not empty"):
+        export_ctranslate2(tiny_model, out, "int8")
+    with pytest.raises(ExportError, match="quantization"):
+        export_ctranslate2(tiny_model, tmp_path / "x", "int3")
+
+    r = Restorer.from_pretrained(out, device="cpu", threads=1)
+    assert r.backend == "ctranslate2"
+    doc = "The company said that prices rose.\n\n  Many people found a big change.\n"
+    restored = r.restore(doc)
+    assert restored.count("\n") == doc.count("\n") and restored.splitlines()[2].startswith("  ")
+    e = r.explain("The firm stated final week.")
+    assert all(0.0 <= x.confidence <= 1.0 for x in e.edits + e.rejected)
+
+    # the backend follows the directory; asking for the wrong one is a clear error
+    assert Restorer.from_pretrained(tiny_model, device="cpu").backend == "torch"
+    with pytest.raises(ValueError, match="CTranslate2 export"):
+        Restorer.from_pretrained(out, device="cpu", backend="torch")
+    with pytest.raises(ValueError, match="transformers model directory"):
+        Restorer.from_pretrained(tiny_model, device="cpu", backend="ctranslate2")
+
+
+def test_ct2_greedy_matches_torch_greedy_in_float32(tiny_model: Path, tmp_path: Path) -> None:
+    from restorer.ct2 import export_ctranslate2
+    from restorer.inference import Restorer
+
+    export_ctranslate2(tiny_model, tmp_path / "f32", "float32")
+    texts = ["The firm stated final week.", "Many people found a big change in the city."]
+    ct = Restorer.from_pretrained(tmp_path / "f32", device="cpu", guard=False)
+    pt = Restorer.from_pretrained(tiny_model, device="cpu", guard=False)
+    assert ct.restore(texts) == pt.restore(texts)
