@@ -1,0 +1,99 @@
+"""Decoding speed on the same spun sentences: plain ``generate`` vs copy-speculative vs CTranslate2.
+
+One run, one process per decoder (so each peak RSS is its own), the same sentences, the same
+threads. Reported: sentences/s, output tokens/s, the ratio to plain greedy ``generate`` (batch
+32), the share of outputs identical to it, and peak RSS.
+
+    python benchmarks/bench_inference.py --pairs runs/test_pairs_mixed.jsonl --n 1000 --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+DECODERS = ("generate", "speculative", "ctranslate2-int8")
+
+
+def run_one(args: argparse.Namespace) -> None:
+    """Child process: decode once, print one JSON line."""
+    import torch
+
+    from restorer.pairs import read_pairs
+
+    torch.set_num_threads(args.threads)
+    sents = [p["spun"] for p in read_pairs(args.pairs)[: args.n]]
+    if args.decoder == "ctranslate2-int8":
+        from transformers import AutoTokenizer
+
+        from restorer.ct2 import ct2_decode, load_translator
+
+        tok = AutoTokenizer.from_pretrained(args.ct2_dir)
+        tr = load_translator(Path(args.ct2_dir), "cpu", args.threads)
+
+        def decode(xs: list[str]) -> list:
+            return ct2_decode(tr, tok, xs, args.batch_size, with_scores=False)
+    else:
+        from restorer.decoding import greedy_decode, speculative_decode
+        from restorer.inference import Restorer
+
+        r = Restorer.from_pretrained(args.model, device="cpu", threads=args.threads)
+        fn = greedy_decode if args.decoder == "generate" else speculative_decode
+
+        def decode(xs: list[str]) -> list:
+            return fn(r.model, r.tokenizer, xs, args.batch_size, with_scores=False)
+
+    decode(sents[:16])  # warm-up
+    t0 = time.perf_counter()
+    outs = decode(sents)
+    secs = time.perf_counter() - t0
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"decoder": args.decoder, "seconds": secs, "texts": [d.text for d in outs],
+                      "tokens": sum(len(d.token_ids) + 1 for d in outs), "rss_mb": rss}))  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=None, help="model directory (default: the shipped model)")
+    ap.add_argument("--pairs", required=True)
+    ap.add_argument("--n", type=int, default=1000)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--decoder", choices=DECODERS, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--ct2-dir", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.decoder:
+        run_one(args)
+        return
+
+    from restorer.ct2 import export_ctranslate2
+    from restorer.inference import default_model_dir
+
+    model = Path(args.model) if args.model else default_model_dir()
+    with tempfile.TemporaryDirectory() as tmp:
+        ct2_dir = Path(tmp) / "ct2"
+        export_ctranslate2(model, ct2_dir, "int8")
+        rows = {}
+        for dec in DECODERS:
+            cmd = [sys.executable, __file__, "--pairs", args.pairs, "--n", str(args.n), "--threads", str(args.threads),
+                   "--batch-size", str(args.batch_size), "--decoder", dec, "--ct2-dir", str(ct2_dir), "--model", str(model)]  # fmt: skip
+            res = subprocess.run(cmd, check=True, capture_output=True, text=True)
+            rows[dec] = json.loads(res.stdout.strip().splitlines()[-1])
+    base = rows["generate"]
+    n = len(base["texts"])
+    print(f"{n} spun sentences, {args.threads} threads, batch {args.batch_size}, model {model}")
+    print(f"{'decoder':18} {'sent/s':>8} {'tok/s':>8} {'x generate':>10} {'= greedy':>9} {'peak RSS':>9}")
+    for dec, row in rows.items():
+        same = sum(a == b for a, b in zip(row["texts"], base["texts"], strict=True)) / n
+        print(f"{dec:18} {n / row['seconds']:8.1f} {row['tokens'] / row['seconds']:8.0f} "
+              f"{base['seconds'] / row['seconds']:10.2f} {same:9.1%} {row['rss_mb']:7.0f} MB")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
