@@ -6,6 +6,7 @@ A training YAML has one section per concern::
     tokenizer: {...}  # TokenizerConfig (restorer.tokenizer)
     model: {...}      # ModelConfig: the T5 shape
     train: {...}      # TrainConfig: optimisation, evaluation, checkpoints
+    finetune: {...}   # FinetuneConfig: a new style's data, for `restorer finetune`
 
 Overrides use dotted keys: ``train.lr=5e-4 model.d_model=128 data.style=autoblog``.
 """
@@ -80,6 +81,41 @@ class TrainConfig:
     seed: int = 0
     eval_batch_size: int = 64
     eval_max_new_tokens: int = 96
+    # a model directory to start from (its weights and its tokenizer; the tokenizer is never
+    # retrained): fine-tuning and continued training. "" trains from scratch.
+    init_from: str = ""
+
+
+@dataclass
+class FinetuneConfig:
+    """The new spinner style's data for fine-tuning (``restorer finetune``, docs/finetuning.md).
+
+    One of ``pairs``, ``dictionary`` or ``style`` names the new style; ``train.init_from`` names
+    the base model. With ``train.max_minutes`` set, it is the budget of the whole fine-tune
+    (data, evaluations before and after, training)."""
+
+    pairs: str = ""  # JSONL of the new style's {"spun", "original"} pairs (sentences or phrases)
+    dictionary: str = ""  # the new spinner's dictionary: spintax, word|syn lines or TSV
+    style: str = ""  # the new spinner's style YAML (or a built-in style name)
+    corpus: str = ""  # clean text to spin with the new style; "" = the base corpus
+    valid: str = ""  # held-out pairs of the new style; "" = split off the pairs (or the corpus)
+    base_corpus: str = "corpus"  # a `restorer data build` folder: replay and the base valid set
+    mine: bool = True  # mine a style from the pairs and spin the corpus with it
+    min_count: int = 1  # mined substitutions seen fewer times are left out of the style
+    max_phrase_words: int = 4  # longest mined phrase, on either side
+    replay_share: float = 0.3  # share of replay: replay_style on the base corpus, with clean pairs
+    replay_style: str = "mixed"
+    pairs_weight: float = 0.35  # relative weights of the new style's sources (of 1 - replay_share)
+    spun_weight: float = 0.5  # corpus spun with the new (mined, dictionary or given) style
+    clean_weight: float = 0.15  # identity pairs of the new domain's clean sentences
+    valid_share: float = 0.1  # share of the pairs held out when no valid file is given
+    min_valid: int = 5
+    valid_size: int = 200  # at most this many held-out pairs of the new style
+    base_valid_size: int = 200  # fixed sample of the base style's valid set (forgetting)
+    dictionary_base: str = "autoblog"  # the style a --dictionary is imported into
+    dictionary_rate: float = 0.6
+    dictionary_only: bool = True  # the dictionary's spinner uses its dictionary alone
+    seed: int = 0
 
 
 @dataclass
@@ -88,6 +124,7 @@ class RunConfig:
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -116,7 +153,7 @@ def _coerce(value: Any, typ: Any, where: str) -> Any:
         except (TypeError, ValueError):
             raise ConfigError(f"{where}: expected a number, got {value!r}") from None
     if typ is str:
-        return str(value)
+        return "" if value is None else str(value)
     return value  # optional / union types: keep as parsed
 
 
@@ -142,6 +179,7 @@ SECTIONS: dict[str, type] = {
     "tokenizer": TokenizerConfig,
     "model": ModelConfig,
     "train": TrainConfig,
+    "finetune": FinetuneConfig,
 }
 
 
@@ -160,24 +198,37 @@ def parse_overrides(items: list[str]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
-    raw: dict[str, Any] = {}
-    if path is not None:
-        p = Path(path)
-        if not p.exists():
-            raise ConfigError(f"config file not found: {p}")
-        try:
-            raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{p}: not valid YAML: {exc}") from exc
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{p}: expected a mapping with sections {', '.join(SECTIONS)}")
+def _read_yaml(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"config file not found: {p}")
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{p}: expected a mapping with sections {', '.join(SECTIONS)}")
     unknown = set(raw) - set(SECTIONS)
     if unknown:
         raise ConfigError(f"{path}: unknown sections {sorted(unknown)}; use {', '.join(SECTIONS)}")
-    for section, values in parse_overrides(overrides or []).items():
-        raw.setdefault(section, {})
-        raw[section] = {**(raw[section] or {}), **values}
+    return raw
+
+
+def _merge(raw: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
+    out = dict(raw)
+    for section, values in more.items():
+        out[section] = {**(out.get(section) or {}), **(values or {})}
+    return out
+
+
+def load_config(
+    path: str | Path | None, overrides: list[str] | None = None, base: str | Path | None = None
+) -> RunConfig:
+    """A config from a YAML file (on top of the ``base`` YAML, when given) and overrides."""
+    raw: dict[str, Any] = _read_yaml(base) if base is not None else {}
+    if path is not None:
+        raw = _merge(raw, _read_yaml(path))
+    raw = _merge(raw, parse_overrides(overrides or []))
     return RunConfig(**{name: build_section(cls, raw.get(name), name) for name, cls in SECTIONS.items()})
 
 

@@ -14,7 +14,7 @@ import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from restorer.spin.spinner import Spinner
 
@@ -88,6 +88,12 @@ def make_pairs(sentences: Sequence[str], spinner: Spinner, seed: int | str = 0) 
     return out
 
 
+class ExampleStream(Protocol):
+    """What ``BucketBatcher`` reads: example ``k`` of this process, a pure function of ``k``."""
+
+    def example(self, k: int) -> tuple[str, str]: ...
+
+
 class PairStream:
     """Deterministic, endless stream of (spun, original) pairs for one process."""
 
@@ -136,7 +142,7 @@ class BatcherState:
 
 
 class BucketBatcher:
-    """Length-bucketed, dynamically padded batches from a ``PairStream``.
+    """Length-bucketed, dynamically padded batches from a ``PairStream`` (or any ``ExampleStream``).
 
     A pool of ``pool_batches * batch_size`` examples is tokenized, sorted by length and cut
     into batches whose order is then shuffled: little padding, no length bias over time.
@@ -144,7 +150,7 @@ class BucketBatcher:
 
     def __init__(
         self,
-        stream: PairStream,
+        stream: ExampleStream,
         tokenizer: Any,
         batch_size: int,
         pool_batches: int = 50,

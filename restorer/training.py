@@ -3,21 +3,77 @@
 One function, ``train``, reads like a table of contents: set up the accelerator, the tokenizer,
 the model, the data and the optimiser; resume if asked; then loop over batches with periodic
 logging, evaluation, time-based checkpoints and export of the best model.
+
+``train.init_from`` starts from a trained model directory (its weights and its tokenizer) instead
+of from scratch, and a ``TrainData`` replaces the default data (the corpus spun with
+``data.style``): that is how ``restorer finetune`` uses this loop. SIGINT and SIGTERM stop the
+loop after the current step, save a checkpoint and export the model (``--resume`` continues).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
 import shutil
+import signal
+import sys
+import threading
 import time
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from restorer.config import RunConfig, save_config
-from restorer.pairs import BatcherState, BucketBatcher, PairStream, load_sentences, make_pairs, write_pairs
+from restorer.config import ConfigError, ModelConfig, RunConfig, load_config, save_config
+from restorer.pairs import (
+    BatcherState,
+    BucketBatcher,
+    ExampleStream,
+    PairStream,
+    load_sentences,
+    make_pairs,
+    write_pairs,
+)
+
+
+@dataclass
+class TrainData:
+    """Training data other than the default one (the corpus spun with ``data.style``)."""
+
+    make_stream: Callable[[int, int], ExampleStream]  # (rank, world_size) -> this process's stream
+    valid_pairs: list[dict[str, Any]]  # evaluated every eval_every steps; the best `repaired` is kept
+    valid_clean: list[str]  # clean sentences for clean_changed
+    sentences: int  # corpus sentences behind the stream (for the card)
+    info: dict[str, Any] = field(default_factory=dict)  # added to training_info.json
+
+
+class StopSignal:
+    """While active, SIGINT and SIGTERM ask the loop to stop after the current step (it then
+    saves); a second SIGINT aborts at once. Handlers are only installed in the main thread."""
+
+    def __init__(self) -> None:
+        self.signum = 0
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> StopSignal:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signum = signum
+        print(f"\n{signal.Signals(signum).name}: stopping after this step and saving a checkpoint "
+              "(Ctrl-C again aborts without saving)", file=sys.stderr, flush=True)  # fmt: skip
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old.clear()
 
 
 # ----------------------------------------------------------------------------- pieces
@@ -45,6 +101,43 @@ def ensure_tokenizer(cfg: RunConfig, out: Path, accelerator: Any) -> Any:
         train_tokenizer(sentences, tok_dir, cfg.tokenizer)
     accelerator.wait_for_everyone()
     return load_tokenizer(tok_dir)
+
+
+def model_config_of(hf_config: Any) -> ModelConfig:
+    """The ``ModelConfig`` of a loaded T5 model (for a run that starts from one)."""
+    return ModelConfig(**{f: getattr(hf_config, f) for f in ModelConfig.__dataclass_fields__})
+
+
+def load_init(cfg: RunConfig, out: Path, accelerator: Any) -> tuple[Any, Any, RunConfig]:
+    """Tokenizer, fp32 model and updated config of the run's starting model ``train.init_from``.
+
+    The tokenizer is the model's own (copied into the run), never retrained; the config's
+    ``model`` (and ``tokenizer``, when the model records it) sections are taken from the model."""
+    import torch
+    from transformers import T5ForConditionalGeneration
+
+    from restorer.tokenizer import load_tokenizer
+
+    src = Path(cfg.train.init_from)
+    if not (src / "config.json").exists():
+        raise ConfigError(f"train.init_from: no model at {src} (no config.json)")
+    tok_dir = out / "tokenizer"
+    if accelerator.is_main_process and not (tok_dir / "tokenizer.json").exists():
+        load_tokenizer(src).save_pretrained(str(tok_dir))
+    accelerator.wait_for_everyone()
+    tokenizer = load_tokenizer(tok_dir)
+    torch.manual_seed(cfg.train.seed)
+    model = T5ForConditionalGeneration.from_pretrained(str(src), dtype=torch.float32)
+    if len(tokenizer) > model.config.vocab_size:
+        raise ConfigError(
+            f"train.init_from: {src}: the tokenizer has more pieces than the model's vocabulary"
+        )
+    cfg = replace(cfg, model=model_config_of(model.config))
+    if (src / "restorer_config.yaml").exists():
+        # an older or foreign config is skipped: the card then shows this run's tokenizer section
+        with contextlib.suppress(ConfigError):
+            cfg = replace(cfg, tokenizer=load_config(src / "restorer_config.yaml").tokenizer)
+    return tokenizer, model, cfg
 
 
 def lr_lambda(cfg: RunConfig):  # -> Callable[[int], float]
@@ -153,13 +246,30 @@ def latest_checkpoint(out: Path) -> Path | None:
     return ckpts[-1] if ckpts else None
 
 
+def default_data(cfg: RunConfig, out: Path, main: bool) -> TrainData:
+    """The corpus spun on the fly with ``data.style`` and its fixed valid sets."""
+    from restorer.spin.spinner import Spinner
+
+    dc = cfg.data
+    spinner = Spinner.from_style(dc.style)
+    sentences = load_sentences(Path(dc.corpus_dir) / "train.jsonl", dc.min_words)
+    valid_pairs, valid_clean = valid_sets(cfg, out, spinner) if main else ([], [])
+
+    def make_stream(rank: int, world_size: int) -> PairStream:
+        return PairStream(sentences, spinner, dc.clean_share, seed=dc.seed + cfg.train.seed, rank=rank,
+                          world_size=world_size)  # fmt: skip
+
+    return TrainData(make_stream, valid_pairs, valid_clean, len(sentences))
+
+
 # ----------------------------------------------------------------------------- the loop
-def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
+def train(cfg: RunConfig, resume: bool = False, data: TrainData | None = None) -> dict[str, Any]:
+    """Train (or, with ``train.init_from``, continue training) a model; ``data`` replaces the
+    default data. Returns the run's info, with ``final`` metrics and ``interrupted``."""
     import torch
     from tqdm.auto import tqdm
 
     from restorer.modeling import build_model, count_parameters
-    from restorer.spin.spinner import Spinner
 
     tc, dc = cfg.train, cfg.data
     out = Path(tc.output_dir)
@@ -167,17 +277,20 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
     main = accelerator.is_main_process
     if main:
         out.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, out / "config.yaml")
     accelerator.wait_for_everyone()
 
-    tokenizer = ensure_tokenizer(cfg, out, accelerator)
-    model = build_model(
-        cfg.model, len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id, seed=tc.seed
-    )
+    if tc.init_from:
+        tokenizer, model, cfg = load_init(cfg, out, accelerator)
+    else:
+        tokenizer = ensure_tokenizer(cfg, out, accelerator)
+        model = build_model(
+            cfg.model, len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id, seed=tc.seed
+        )
+    if main:
+        save_config(cfg, out / "config.yaml")
     n_params = count_parameters(model)
-    spinner = Spinner.from_style(dc.style)
-    sentences = load_sentences(Path(dc.corpus_dir) / "train.jsonl", dc.min_words)
-    valid_pairs, valid_clean = valid_sets(cfg, out, spinner) if main else ([], [])
+    data = data or default_data(cfg, out, main)
+    valid_pairs, valid_clean = (data.valid_pairs, data.valid_clean) if main else ([], [])
 
     optimizer = make_optimizer(model, cfg)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
@@ -201,8 +314,7 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         if main:
             print(f"resumed from {ckpt} at step {state['step']}")
 
-    stream = PairStream(sentences, spinner, dc.clean_share, seed=dc.seed + tc.seed, rank=accelerator.process_index,
-                        world_size=accelerator.num_processes)  # fmt: skip
+    stream = data.make_stream(accelerator.process_index, accelerator.num_processes)
     batcher = BucketBatcher(stream, tokenizer, tc.batch_size, dc.pool_batches, dc.max_tokens, seed=dc.seed,
                             state=BatcherState(state["pool"], state["batch"]))  # fmt: skip
     log = (
@@ -219,7 +331,7 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         else None
     )
     if main:
-        print(f"model: {n_params / 1e6:.2f}M parameters; {len(sentences)} training sentences; "
+        print(f"model: {n_params / 1e6:.2f}M parameters; {data.sentences} training sentences; "
               f"{accelerator.num_processes} process(es) on {accelerator.device}; mixed precision {accelerator.mixed_precision}")  # fmt: skip
 
     def save_checkpoint() -> None:
@@ -268,7 +380,9 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
             "processes": accelerator.num_processes,
             "device": str(accelerator.device),
             "best": state["best"],
-            "corpus_sentences": len(sentences),
+            "corpus_sentences": data.sentences,
+            "init_from": tc.init_from,
+            **data.info,
             "config": asdict(cfg),
         }
 
@@ -280,69 +394,85 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
     win_start = time.time()
     loss_sum, loss_n = 0.0, 0
     seconds_at_start = state["train_seconds"]
+    if tc.init_from and state["step"] == 0 and tc.eval_every > 0:
+        run_eval()  # the starting model's score: the best model is never worse than it
     bar = tqdm(
         total=tc.max_steps, initial=state["step"], disable=not main, dynamic_ncols=True, smoothing=0.05
     )
     batches = iter(batcher)
-    while state["step"] < tc.max_steps and time.time() < deadline:
-        for _ in range(tc.grad_accum):
-            batch = {k: v.to(accelerator.device) for k, v in next(batches).items()}
-            with accelerator.accumulate(model):
-                loss = model(**batch).loss
-                accelerator.backward(loss)
-                if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(model.parameters(), tc.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-            n_pairs = batch["input_ids"].shape[0] * accelerator.num_processes
-            n_tok = (
-                int((batch["attention_mask"].sum() + (batch["labels"] != -100).sum()).item())
-                * accelerator.num_processes
+    interrupted = False
+    with StopSignal() as stop:
+        while state["step"] < tc.max_steps and time.time() < deadline:
+            for _ in range(tc.grad_accum):
+                batch = {k: v.to(accelerator.device) for k, v in next(batches).items()}
+                with accelerator.accumulate(model):
+                    loss = model(**batch).loss
+                    accelerator.backward(loss)
+                    if accelerator.sync_gradients:
+                        accelerator.clip_grad_norm_(model.parameters(), tc.max_grad_norm)
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad(set_to_none=True)
+                n_pairs = batch["input_ids"].shape[0] * accelerator.num_processes
+                n_tok = (
+                    int((batch["attention_mask"].sum() + (batch["labels"] != -100).sum()).item())
+                    * accelerator.num_processes
+                )
+                win_pairs += n_pairs
+                win_tokens += n_tok
+                state["pairs"] += n_pairs
+                state["tokens"] += n_tok
+                loss_sum += float(loss.detach())
+                loss_n += 1
+            state["step"] += 1
+            state["train_seconds"] = seconds_at_start + (time.time() - start)
+            bar.update(1)
+            if state["step"] % tc.log_every == 0 and main:
+                dt = max(time.time() - win_start, 1e-9)
+                row = {
+                    "step": state["step"],
+                    "elapsed_s": round(state["train_seconds"], 1),
+                    "loss": round(loss_sum / max(loss_n, 1), 4),
+                    "lr": f"{scheduler.get_last_lr()[0]:.2e}",
+                    "pairs_per_s": round(win_pairs / dt, 1),
+                    "tokens_per_s": round(win_tokens / dt, 0),
+                    "pairs": state["pairs"],
+                }
+                log.write(row)  # type: ignore[union-attr]
+                bar.set_postfix(loss=row["loss"], pairs_s=row["pairs_per_s"], tok_s=row["tokens_per_s"])
+                win_pairs = win_tokens = 0
+                win_start = time.time()
+                loss_sum, loss_n = 0.0, 0
+            if tc.eval_every > 0 and state["step"] % tc.eval_every == 0:
+                run_eval()
+            if time.time() - last_ckpt >= tc.checkpoint_minutes * 60:
+                save_checkpoint()
+                last_ckpt = time.time()
+            if stop.signum:
+                accelerator.set_trigger()
+            if accelerator.check_trigger():  # every process stops at the same step
+                interrupted = True
+                break
+        bar.close()  # the handlers stay until the model is saved
+        # every rank takes the same branch here: run_eval has barriers inside
+        if tc.eval_every <= 0:
+            final_metrics: dict[str, float] = {}
+        elif last_eval_step[0] == state["step"] or interrupted:
+            final_metrics = dict(last_eval) if last_eval_step[0] == state["step"] else {}
+        else:
+            final_metrics = run_eval()
+        save_checkpoint()
+        if main:
+            export_model(
+                accelerator.unwrap_model(model),
+                tokenizer,
+                cfg,
+                out / "final",
+                {**info(), "final": final_metrics},
             )
-            win_pairs += n_pairs
-            win_tokens += n_tok
-            state["pairs"] += n_pairs
-            state["tokens"] += n_tok
-            loss_sum += float(loss.detach())
-            loss_n += 1
-        state["step"] += 1
-        state["train_seconds"] = seconds_at_start + (time.time() - start)
-        bar.update(1)
-        if state["step"] % tc.log_every == 0 and main:
-            dt = max(time.time() - win_start, 1e-9)
-            row = {
-                "step": state["step"],
-                "elapsed_s": round(state["train_seconds"], 1),
-                "loss": round(loss_sum / max(loss_n, 1), 4),
-                "lr": f"{scheduler.get_last_lr()[0]:.2e}",
-                "pairs_per_s": round(win_pairs / dt, 1),
-                "tokens_per_s": round(win_tokens / dt, 0),
-                "pairs": state["pairs"],
-            }
-            log.write(row)  # type: ignore[union-attr]
-            bar.set_postfix(loss=row["loss"], pairs_s=row["pairs_per_s"], tok_s=row["tokens_per_s"])
-            win_pairs = win_tokens = 0
-            win_start = time.time()
-            loss_sum, loss_n = 0.0, 0
-        if tc.eval_every > 0 and state["step"] % tc.eval_every == 0:
-            run_eval()
-        if time.time() - last_ckpt >= tc.checkpoint_minutes * 60:
-            save_checkpoint()
-            last_ckpt = time.time()
-    bar.close()
-    # every rank takes the same branch here: run_eval has barriers inside
-    if tc.eval_every <= 0:
-        final_metrics: dict[str, float] = {}
-    elif last_eval_step[0] == state["step"]:
-        final_metrics = dict(last_eval)
-    else:
-        final_metrics = run_eval()
-    save_checkpoint()
-    if main:
-        export_model(
-            accelerator.unwrap_model(model), tokenizer, cfg, out / "final", {**info(), "final": final_metrics}
-        )
+            if interrupted:
+                print(f"stopped at step {state['step']}: checkpoint saved in {out / 'checkpoints'}; "
+                      "continue with --resume", file=sys.stderr)  # fmt: skip
     accelerator.wait_for_everyone()
     accelerator.end_training()
-    return {**info(), "final": final_metrics, "main_process": main}
+    return {**info(), "final": final_metrics, "main_process": main, "interrupted": interrupted}

@@ -3,7 +3,8 @@
 All three formats become a list of ``(original, [alternatives])`` entries, which are turned
 into a ``Lexicon`` layered in front of the shipped one: a one-word entry whose original is a
 known base form is inflected (``child|kid`` also gives ``children -> kids``); everything else
-is matched literally, multi-word entries as phrases.
+is matched literally, multi-word entries as phrases, and so are function words (``very|really``),
+which the synonym path never touches.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from restorer.spin.lexicon import BASE_TAG, Lexicon
+from restorer.spin.lexicon import BASE_TAG, STOPWORDS, Lexicon
 
 Entry = tuple[str, list[str]]
 _SPINTAX_GROUP = re.compile(r"\{([^{}]*\|[^{}]*)\}")
@@ -114,6 +115,9 @@ def entries_to_lexicon(entries: Iterable[Entry], base: Lexicon, kind: str = "dic
         words = low.split()
         if len(words) > 1:
             lex.add_phrase(words, alts, kind)
+            continue
+        if low in STOPWORDS or len(low) <= 2:  # the synonym path skips these words
+            lex.add_literal(kind, low, alts)
             continue
         base_readings = [r for r in base.readings.get(low, []) if r[2] == BASE_TAG[r[1]] and r[0] == low]
         if base_readings:
