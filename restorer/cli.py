@@ -181,7 +181,7 @@ def _load_restorer(args: argparse.Namespace):  # -> Restorer
     try:
         return Restorer.from_pretrained(
             args.model, device=args.device, batch_size=args.batch_size, threads=args.threads,
-            guard=_guard_config(args),
+            guard=_guard_config(args), decoder=args.decoder, backend=args.backend,
         )  # fmt: skip
     except (ModelNotFoundError, ValueError) as exc:
         raise CLIError(str(exc)) from None
@@ -366,6 +366,19 @@ def _metavar(name: str, typ: type) -> str:
     return {int: "N", float: "X"}.get(typ, {"model": "DIR"}.get(name, name.split("_")[-1].upper()))
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from restorer.ct2 import ExportError, export_ctranslate2
+    from restorer.inference import default_model_dir
+
+    model = Path(args.model) if args.model else default_model_dir()
+    try:
+        info = export_ctranslate2(model, Path(args.output), args.quantization, force=args.force)
+    except ExportError as exc:
+        raise CLIError(str(exc)) from None
+    print(json.dumps(info))
+    return 0
+
+
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="model directory (default: the shipped model)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
@@ -375,6 +388,14 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--min-confidence", type=float, default=None, metavar="X",
         help="the guard keeps an edit only when the model's confidence is at least X (0-1; default: 0.5)",
+    )  # fmt: skip
+    p.add_argument(
+        "--backend", choices=("auto", "torch", "ctranslate2"), default="auto",
+        help="auto: whatever the model directory holds (a `restorer export ctranslate2` directory runs on CTranslate2)",
+    )  # fmt: skip
+    p.add_argument(
+        "--decoder", choices=("speculative", "greedy"), default="speculative",
+        help="torch backend: copy-speculative (default) or plain greedy generate; the outputs are the same",
     )  # fmt: skip
 
 
@@ -438,6 +459,19 @@ def build_parser() -> argparse.ArgumentParser:
     ep.add_argument("--predictions", default=None, help="also write the pairs with the model's outputs here")
     _add_model_args(ep)
     ep.set_defaults(func=cmd_eval)
+
+    xp = sub.add_parser("export", help="export a model for a fast runtime")
+    xsub = xp.add_subparsers(dest="export_command", required=True, metavar="RUNTIME")
+    xc = xsub.add_parser("ctranslate2", help="convert to CTranslate2 (int8 by default), tokenizer included")
+    xc.add_argument("--model", default=None, help="model directory (default: the shipped model)")
+    xc.add_argument("--output", required=True, help="the CTranslate2 directory to write")
+    xc.add_argument(
+        "--quantization", default="int8",
+        choices=("int8", "int8_float32", "int8_float16", "int8_bfloat16", "float16", "bfloat16", "float32"),
+        help="weight type (default: int8; int8_float16 or float16 for GPUs)",
+    )  # fmt: skip
+    xc.add_argument("--force", action="store_true", help="overwrite a non-empty output directory")
+    xc.set_defaults(func=cmd_export)
 
     sh = sub.add_parser(
         "ship", help="pack a trained model directory as fp16 safetensors (the shipped default)"

@@ -46,3 +46,27 @@ def test_ct2_greedy_matches_torch_greedy_in_float32(tiny_model: Path, tmp_path: 
     ct = Restorer.from_pretrained(tmp_path / "f32", device="cpu", guard=False)
     pt = Restorer.from_pretrained(tiny_model, device="cpu", guard=False)
     assert ct.restore(texts) == pt.restore(texts)
+
+
+def test_cli_export_and_restore_with_the_backend(tiny_model: Path, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "restorer.cli", *args], input=stdin, env=env,
+                              capture_output=True, text=True, timeout=300)  # fmt: skip
+
+    out = tmp_path / "ct2"
+    res = cli("export", "ctranslate2", "--model", str(tiny_model), "--output", str(out))
+    assert res.returncode == 0, res.stderr
+    text = "One line.\n\n  Two lines here.\n"
+    res = cli("restore", "--model", str(out), "--backend", "ctranslate2", stdin=text)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.count("\n") == text.count("\n")
+    res = cli("export", "ctranslate2", "--model", str(tiny_model), "--output", str(out))
+    assert res.returncode == 2 and "not empty" in res.stderr
+    res = cli("restore", "--model", str(tiny_model), "--backend", "ctranslate2", stdin=text)
+    assert res.returncode == 2 and "cannot run on the ctranslate2 backend" in res.stderr
