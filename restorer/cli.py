@@ -264,6 +264,7 @@ def cmd_ship(args: argparse.Namespace) -> int:
             Path(args.to) if args.to else None,
             Path(args.eval_pairs) if args.eval_pairs else None,
             args.eval_limit,
+            args.note,
         )
     except ShipError as exc:
         raise CLIError(str(exc)) from None
@@ -482,6 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--eval-pairs", default=None, help="score the shipped weights on these pairs (guard on and off) for the card"
     )
     sh.add_argument("--eval-limit", type=int, default=0, help="only the first N eval pairs")
+    sh.add_argument("--note", default="", help="a paragraph for the model card (e.g. the training history)")
     sh.set_defaults(func=cmd_ship)
 
     ft = sub.add_parser(

@@ -18,7 +18,11 @@ class ShipError(ValueError):
 
 
 def ship_model(
-    src: Path, dst: Path | None = None, eval_pairs: Path | None = None, eval_limit: int = 0
+    src: Path,
+    dst: Path | None = None,
+    eval_pairs: Path | None = None,
+    eval_limit: int = 0,
+    note: str = "",
 ) -> dict[str, Any]:
     """Write ``src`` (a ``save_pretrained`` directory) to ``dst`` as fp16 safetensors.
 
@@ -45,6 +49,10 @@ def ship_model(
     tmp.rename(dst)
     size = sum(p.stat().st_size for p in dst.iterdir())
     info = {"to": str(dst), "bytes": size, "weights_bytes": (dst / "model.safetensors").stat().st_size}
+    if note:
+        card = dst / "README.md"
+        text = card.read_text(encoding="utf-8") if card.exists() else ""
+        card.write_text(text.rstrip("\n") + "\n\n## Notes\n\n" + note.strip() + "\n", encoding="utf-8")
     ship_info: dict[str, Any] = {"source": str(src), "dtype": "float16"}
     if eval_pairs is not None:
         ship_info["evaluation"] = info["evaluation"] = evaluate_shipped(dst, eval_pairs, eval_limit)
