@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from restorer.decoding import Decoded, token_char_spans
+from restorer.decoding import Decoded, finish, length_batches
 
 QUANTIZATIONS = ("int8", "int8_float32", "int8_float16", "int8_bfloat16", "float16", "bfloat16", "float32")
 MARKER = "restorer_backend.json"
@@ -74,32 +74,17 @@ def ct2_decode(
     with_scores: bool = True,
 ) -> list[Decoded]:
     """Greedy decoding with CTranslate2, batched by length like ``greedy_decode``."""
-    if not texts:
-        return []
-    enc = tokenizer(list(texts), add_special_tokens=True)["input_ids"]
-    order = sorted(range(len(texts)), key=lambda i: len(enc[i]))
     out: list[Decoded | None] = [None] * len(texts)
-    special = set(tokenizer.all_special_ids)
-    for b in range(0, len(order), batch_size):
-        idx = order[b : b + batch_size]
-        longest = max(len(enc[i]) for i in idx)
-        cap = min(max_new_tokens, int(longest * 1.5) + 8)
-        src = [tokenizer.convert_ids_to_tokens(enc[i]) for i in idx]
+    for idx, rows, cap in length_batches(tokenizer, texts, batch_size, max_new_tokens):
+        src = [tokenizer.convert_ids_to_tokens(r) for r in rows]
         res = translator.translate_batch(
             src, max_batch_size=len(src), beam_size=1, max_decoding_length=cap, return_scores=False
         )
         hyps = [r.hypotheses[0] for r in res]
-        logps: list[list[float]] = [[] for _ in hyps]
-        if with_scores:
-            logps = [s.log_probs for s in translator.score_batch(src, hyps, max_batch_size=len(src))]
+        scores = translator.score_batch(src, hyps, max_batch_size=len(src)) if with_scores else None
         for r, i in enumerate(idx):
             ids = tokenizer.convert_tokens_to_ids(hyps[r])
-            keep = [(t, p) for t, p in zip(ids, logps[r] or [0.0] * len(ids), strict=False) if t not in special]
-            toks = [t for t, _ in keep]
-            text = tokenizer.decode(toks, skip_special_tokens=True)
-            if with_scores:
-                probs = [math.exp(p) for _, p in keep]
-                out[i] = Decoded(text, toks, probs, token_char_spans(tokenizer, toks, text))
-            else:
-                out[i] = Decoded(text, toks)
+            # score_batch also scores the end token: the first len(ids) values are the tokens'
+            probs = [math.exp(x) for x in scores[r].log_probs[: len(ids)]] if scores is not None else None
+            out[i] = finish(tokenizer, ids, probs)
     return [d for d in out if d is not None]

@@ -10,7 +10,7 @@ similar length. Faster decoders must produce identical texts.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +60,56 @@ def token_char_spans(tokenizer: Any, ids: Sequence[int], text: str) -> list[tupl
     return spans
 
 
+def length_batches(
+    tokenizer: Any, texts: Sequence[str], batch_size: int, max_new_tokens: int
+) -> Iterator[tuple[list[int], list[list[int]], int]]:
+    """Token ids of ``texts`` in batches of similar length: ``(indices, ids, cap)`` where
+    ``cap`` is the batch's limit on new tokens (1.5 × its longest input + 8, at most
+    ``max_new_tokens``). Every decoder batches this way, so their outputs can match."""
+    if not texts:
+        return
+    enc = tokenizer(list(texts), add_special_tokens=True)["input_ids"]
+    order = sorted(range(len(texts)), key=lambda i: len(enc[i]))
+    for b in range(0, len(order), batch_size):
+        idx = order[b : b + batch_size]
+        longest = max(len(enc[i]) for i in idx)
+        yield idx, [enc[i] for i in idx], min(max_new_tokens, int(longest * 1.5) + 8)
+
+
+def padded(rows: Sequence[Sequence[int]], pad: int, device: Any) -> tuple[Any, Any]:
+    """Right-padded ``input_ids`` and ``attention_mask`` tensors on ``device``."""
+    import torch
+
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for k, r in enumerate(rows):
+        ids[k, : len(r)] = torch.tensor(r)
+        mask[k, : len(r)] = 1
+    return ids.to(device), mask.to(device)
+
+
+def finish(tokenizer: Any, toks: Sequence[int], probs: Sequence[float] | None) -> Decoded:
+    """A ``Decoded`` from generated ids: cut at the first end or pad token, special tokens
+    dropped, text decoded, token spans found (when there are probabilities)."""
+    stop = {tokenizer.eos_token_id, tokenizer.pad_token_id}
+    special = set(tokenizer.all_special_ids)
+    keep_t: list[int] = []
+    keep_p: list[float] = []
+    for k, t in enumerate(toks):
+        if t in stop:
+            break
+        if t in special:
+            continue
+        keep_t.append(t)
+        if probs is not None:
+            keep_p.append(probs[k])
+    text = tokenizer.decode(keep_t, skip_special_tokens=True)
+    if probs is None:
+        return Decoded(text, keep_t)
+    return Decoded(text, keep_t, keep_p, token_char_spans(tokenizer, keep_t, text))
+
+
 def greedy_decode(
     model: Any,
     tokenizer: Any,
@@ -71,50 +121,29 @@ def greedy_decode(
     """Greedy ``model.generate`` over ``texts``, batched by length; results in input order."""
     import torch
 
-    if not texts:
-        return []
     device = next(model.parameters()).device
-    enc = tokenizer(list(texts), add_special_tokens=True)["input_ids"]
-    order = sorted(range(len(texts)), key=lambda i: len(enc[i]))
     out: list[Decoded | None] = [None] * len(texts)
-    pad = tokenizer.pad_token_id
-    special = set(tokenizer.all_special_ids)
     with torch.inference_mode():
-        for b in range(0, len(order), batch_size):
-            idx = order[b : b + batch_size]
-            longest = max(len(enc[i]) for i in idx)
-            ids = torch.full((len(idx), longest), pad, dtype=torch.long)
-            mask = torch.zeros((len(idx), longest), dtype=torch.long)
-            for r, i in enumerate(idx):
-                ids[r, : len(enc[i])] = torch.tensor(enc[i])
-                mask[r, : len(enc[i])] = 1
+        for idx, rows, cap in length_batches(tokenizer, texts, batch_size, max_new_tokens):
+            ids, mask = padded(rows, tokenizer.pad_token_id, device)
             gen = model.generate(
-                input_ids=ids.to(device),
-                attention_mask=mask.to(device),
+                input_ids=ids,
+                attention_mask=mask,
                 do_sample=False,
                 num_beams=1,
-                max_new_tokens=min(max_new_tokens, int(longest * 1.5) + 8),
+                max_new_tokens=cap,
                 output_scores=with_scores,
                 return_dict_in_generate=True,
             )
             seqs = gen.sequences[:, 1:].tolist()  # drop the decoder start token
+            probs: list[list[float]] | None = None
             if with_scores:
                 # probability of the chosen token at every step: (batch, steps)
-                steps = torch.stack([torch.log_softmax(s.float(), dim=-1) for s in gen.scores], dim=1)
+                steps = torch.stack([torch.log_softmax(x.float(), dim=-1) for x in gen.scores], dim=1)
                 chosen = gen.sequences[:, 1 : 1 + steps.shape[1]].unsqueeze(-1)
                 probs = steps.gather(-1, chosen).squeeze(-1).exp().tolist()
             for r, i in enumerate(idx):
-                toks, tprobs = [], []
-                for k, t in enumerate(seqs[r]):
-                    if t in special:
-                        if t == tokenizer.eos_token_id or t == pad:
-                            break
-                        continue
-                    toks.append(t)
-                    tprobs.append(probs[r][k] if with_scores else 1.0)
-                text = tokenizer.decode(toks, skip_special_tokens=True)
-                spans = token_char_spans(tokenizer, toks, text) if with_scores else []
-                out[i] = Decoded(text, toks, tprobs if with_scores else [], spans)
+                out[i] = finish(tokenizer, seqs[r], probs[r] if probs is not None else None)
     return [d for d in out if d is not None]
 
 
@@ -209,28 +238,15 @@ def speculative_decode(
     import torch
     from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 
-    if not texts:
-        return []
     device = next(model.parameters()).device
-    enc = tokenizer(list(texts), add_special_tokens=True)["input_ids"]
-    order = sorted(range(len(texts)), key=lambda i: len(enc[i]))
     pad = tokenizer.pad_token_id
     eos = tokenizer.eos_token_id
     start = model.config.decoder_start_token_id
-    special = set(tokenizer.all_special_ids)
     results: list[Decoded | None] = [None] * len(texts)
     encoder = model.get_encoder()
     with torch.inference_mode():
-        for b in range(0, len(order), batch_size):
-            idx = order[b : b + batch_size]
-            longest = max(len(enc[i]) for i in idx)
-            cap = min(max_new_tokens, int(longest * 1.5) + 8)
-            ids = torch.full((len(idx), longest), pad, dtype=torch.long)
-            mask = torch.zeros((len(idx), longest), dtype=torch.long)
-            for r, i in enumerate(idx):
-                ids[r, : len(enc[i])] = torch.tensor(enc[i])
-                mask[r, : len(enc[i])] = 1
-            ids, mask = ids.to(device), mask.to(device)
+        for idx, src, cap in length_batches(tokenizer, texts, batch_size, max_new_tokens):
+            ids, mask = padded(src, pad, device)
             hidden = encoder(input_ids=ids, attention_mask=mask).last_hidden_state
             outs: list[list[int]] = [[] for _ in idx]  # generated tokens (no start token)
             probs: list[list[float]] = [[] for _ in idx]
@@ -243,7 +259,7 @@ def speculative_decode(
                 drafts: list[list[int]] = []
                 for r in active:
                     room = cap - len(outs[r]) - 1  # the model's own token takes the last slot
-                    d, ptrs[r] = _draft(enc[idx[r]], outs[r], ptrs[r], min(draft_len, room))
+                    d, ptrs[r] = _draft(src[r], outs[r], ptrs[r], min(draft_len, room))
                     drafts.append(d)
                 width = 1 + max(len(d) for d in drafts)
                 dec = torch.full((len(active), width), pad, dtype=torch.long)
@@ -282,7 +298,7 @@ def speculative_decode(
                         accepted += 1
                     ptrs[r] += accepted
                     if done:
-                        results[idx[r]] = _finish(tokenizer, outs[r], probs[r], special, eos, pad, with_scores)
+                        results[idx[r]] = finish(tokenizer, outs[r], probs[r] if with_scores else None)
                     else:
                         still.append(k)
                         # the cache keeps the fed last token and the accepted draft
@@ -294,18 +310,3 @@ def speculative_decode(
                 pads = _realign(cache, valid, [pads[k] for k in still])
                 active = [active[k] for k in still]
     return [d for d in results if d is not None]
-
-
-def _finish(tokenizer: Any, toks: list[int], probs: list[float], special: set[int], eos: int, pad: int,
-            with_scores: bool) -> Decoded:  # fmt: skip
-    keep_t, keep_p = [], []
-    for t, p in zip(toks, probs if with_scores else [1.0] * len(toks), strict=True):
-        if t in special:
-            if t in (eos, pad):
-                break
-            continue
-        keep_t.append(t)
-        keep_p.append(p)
-    text = tokenizer.decode(keep_t, skip_special_tokens=True)
-    spans = token_char_spans(tokenizer, keep_t, text) if with_scores else []
-    return Decoded(text, keep_t, keep_p if with_scores else [], spans)
