@@ -9,6 +9,7 @@ import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -16,6 +17,7 @@ from restorer import __version__
 
 if TYPE_CHECKING:
     from restorer.config import RunConfig
+    from restorer.scaleout import World
 
 
 class CLIError(Exception):
@@ -171,16 +173,21 @@ def _guard_config(args: argparse.Namespace):  # -> GuardConfig
     return guard
 
 
-def _load_restorer(args: argparse.Namespace):  # -> Restorer
+def _load_restorer(args: argparse.Namespace, world: World | None = None):  # -> Restorer
+    """The model of the command line; with several processes in ``world``, on this process's
+    GPU (``cuda:LOCAL_RANK``) or its share of the CPU cores."""
     from restorer.inference import ModelNotFoundError, Restorer
 
     if args.batch_size < 1:
         raise CLIError("--batch-size must be at least 1")
     if args.threads is not None and args.threads < 1:
         raise CLIError("--threads must be at least 1")
+    device, threads = args.device, args.threads
+    if world is not None:
+        device, threads = world.device(device), world.threads(threads)
     try:
         return Restorer.from_pretrained(
-            args.model, device=args.device, batch_size=args.batch_size, threads=args.threads,
+            args.model, device=device, batch_size=args.batch_size, threads=threads,
             guard=_guard_config(args), decoder=args.decoder, backend=args.backend,
         )  # fmt: skip
     except (ModelNotFoundError, ValueError) as exc:
@@ -191,6 +198,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     from restorer.restore_io import InputError, RestoreOptions, run_restore
+    from restorer.scaleout import LaunchError, World, connected
 
     if args.batch_size < 1:
         raise CLIError("--batch-size must be at least 1")
@@ -202,8 +210,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
     }
     options = RestoreOptions(args.format, args.explain, args.resume, args.chunk_lines, settings)
     try:
-        run_restore(args.paths, args.output, options, load=lambda: _load_restorer(args))
-    except InputError as exc:
+        with connected(World.from_env()) as world:  # several processes under accelerate launch / torchrun
+            run_restore(args.paths, args.output, options, load=partial(_load_restorer, args, world), world=world)
+    except (InputError, LaunchError) as exc:
         raise CLIError(str(exc)) from None
     return 0
 
@@ -384,7 +393,10 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="model directory (default: the shipped model)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     p.add_argument("--batch-size", type=int, default=32, help="sentences per batch (default: 32)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for the model (default: torch's)")
+    p.add_argument(
+        "--threads", type=int, default=None,
+        help="CPU threads for the model (default: torch's; restore under accelerate launch: the cores shared out)",
+    )  # fmt: skip
     p.add_argument("--no-guard", action="store_true", help="use the model's output as is, without the guard")
     p.add_argument(
         "--min-confidence", type=float, default=None, metavar="X",
@@ -425,8 +437,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_spin)
 
     rp = sub.add_parser(
-        "restore", help="restore spun text (line i of the output restores line i of the input)"
-    )
+        "restore", help="restore spun text (line i of the output restores line i of the input)",
+        description="Restore spun text. Under `accelerate launch -m restorer restore ... -o OUT` (or torchrun) "
+        "each process restores its share of the input on its own GPU or CPU cores into a shard beside "
+        "OUT, and the main process merges the shards in order.",
+    )  # fmt: skip
     rp.add_argument(
         "paths", nargs="*", help="input files or folders (every *.txt, or *.jsonl); stdin when none or '-'"
     )

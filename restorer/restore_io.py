@@ -16,20 +16,33 @@ A run has three phases:
    moment, ``--resume`` cuts the partial back to the last recorded chunk and carries on.
    When a job is done the partial is renamed into place; the sidecars are removed once the
    whole run is done.
+
+**Scale-out.** Under ``accelerate launch`` or ``torchrun`` (several processes, GPUs or nodes;
+see ``restorer.scaleout``) every process plans and scans the same jobs, then restores its own
+contiguous share of their chunks (cut at the same chunk boundaries as a one-process run, and
+shared out by lines) into shard files beside each target, ``OUT.rankR`` (written as
+``OUT.rankR.partial`` with ``OUT.rankR.progress.json``, so each process resumes on its own).
+After a barrier the main process concatenates each job's shards in rank order into
+``OUT.partial``, renames it into place and removes the shards. Output to stdout and input
+from stdin need a single process.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import json
 import os
+import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
+
+from restorer.scaleout import World
 
 if TYPE_CHECKING:
     from restorer.guard import Edit
@@ -161,24 +174,29 @@ class SourceInfo:
     lines: int
     size: int
     sha256: str
+    marks: list[int] = field(default_factory=list)  # byte offsets of lines 0, N, 2N, ... (N: mark_every)
 
     def fingerprint(self, name: str) -> dict[str, Any]:
         return {"name": name, "size": self.size, "sha256": self.sha256}
 
 
-def scan_source(src: Source, fmt: str) -> SourceInfo:
-    """Check every line (UTF-8, and JSON for jsonl), count the lines and hash the content."""
+def scan_source(src: Source, fmt: str, mark_every: int = 0) -> SourceInfo:
+    """Check every line (UTF-8, and JSON for jsonl), count the lines and hash the content;
+    with ``mark_every``, note the byte offset of every ``mark_every``-th line (chunk starts)."""
     digest = hashlib.sha256()
     offset = n = 0
+    marks: list[int] = []
     with src.open() as fh:
         for raw in fh:
+            if mark_every and n % mark_every == 0:
+                marks.append(offset)
             n += 1
             digest.update(raw)
             text = decode_line(raw, src.name, n, offset)
             if fmt == "jsonl" and text.strip():
                 parse_record(split_ending(text)[0], src.name, n)
             offset += len(raw)
-    return SourceInfo(n, offset, digest.hexdigest())
+    return SourceInfo(n, offset, digest.hexdigest(), marks)
 
 
 def decode_line(raw: bytes, name: str, line_no: int, offset: int) -> str:
@@ -401,9 +419,14 @@ class FileOutput:
     """
 
     def __init__(
-        self, target: Path, fingerprint: list[dict[str, Any]] | None, settings: dict[str, Any]
+        self,
+        target: Path,
+        fingerprint: list[dict[str, Any]] | None,
+        settings: dict[str, Any],
+        origin: Position | None = None,
     ) -> None:
         self.target = target
+        self.origin = origin or Position()  # where a fresh run starts (a shard: its first line)
         self.partial = target.with_name(target.name + ".partial")
         self.sidecar = target.with_name(target.name + ".progress.json")
         self.fingerprint = fingerprint  # None: stdin, which cannot be resumed
@@ -419,7 +442,7 @@ class FileOutput:
     # -- before any work: where to start, checked against the sidecar
     def plan(self, resume: bool) -> Position | None:
         """The position to start from, or ``None`` when a resumed job was already done."""
-        self._start, self._written = Position(), 0
+        self._start, self._written = self.origin, 0
         if not resume:
             return self._start
         if not self.resumable:
@@ -510,6 +533,12 @@ class FileOutput:
             self._written = self._fh.tell()
             self._save(pos, finished=False)
 
+    def copy_from(self, path: Path) -> None:
+        """Append a whole file (a finished shard) to the partial."""
+        assert self._fh is not None
+        with open(path, "rb") as fh:
+            shutil.copyfileobj(fh, self._fh, 1 << 20)
+
     def finish(self) -> None:
         assert self._fh is not None
         self._fh.flush()
@@ -558,9 +587,11 @@ def _note(message: str) -> None:
 # ----------------------------------------------------------------------------- run
 
 
-def iter_chunks(fh: BinaryIO, size: int) -> Iterator[list[bytes]]:
+def iter_chunks(fh: BinaryIO, size: int, limit: int | None = None) -> Iterator[list[bytes]]:
+    """Chunks of ``size`` lines from ``fh``; at most ``limit`` lines in all."""
+    lines: Iterable[bytes] = fh if limit is None else itertools.islice(fh, limit)
     chunk: list[bytes] = []
-    for raw in fh:
+    for raw in lines:
         chunk.append(raw)
         if len(chunk) >= size:
             yield chunk
@@ -602,43 +633,66 @@ def run_restore(
     options: RestoreOptions,
     load: Callable[[], Restorer],
     stdin: BinaryIO | None = None,
+    world: World | None = None,
 ) -> None:
-    """``restorer restore``: plan, scan, then restore every job chunk by chunk."""
+    """``restorer restore``: plan, scan, then restore every job chunk by chunk; with several
+    processes in ``world``, this process's share of the chunks, merged by the main process."""
+    world = world or World()
     if options.fmt not in FORMAT_EXTENSIONS:
         raise InputError(f"unknown format {options.fmt!r}; use text or jsonl")
     if options.chunk_lines < 1:
         raise InputError("--chunk-lines must be at least 1")
+    if world.distributed:
+        _check_shardable(paths, output, world)
     jobs = plan_jobs(paths, output, options.fmt, stdin)
-    infos = {id(s): scan_source(s, options.fmt) for job in jobs for s in job.sources}
+    infos = {id(s): scan_source(s, options.fmt, options.chunk_lines) for job in jobs for s in job.sources}
+    chunker = ChunkRestorer(load, options.fmt, options.explain)
+    if world.distributed:
+        _run_sharded(jobs, infos, options, chunker, world)
+    else:
+        _run_single(jobs, infos, options, chunker)
+
+
+def _run_single(
+    jobs: list[Job], infos: dict[int, SourceInfo], options: RestoreOptions, chunker: ChunkRestorer
+) -> None:
     outputs = [_output(job, infos, options) for job in jobs]
     starts = [out.plan(options.resume) for out in outputs]  # every resume check before any work
     total = sum(infos[id(s)].lines for job in jobs for s in job.sources)
-    show = options.progress
-    if show is None:  # not when the output itself scrolls by on the terminal
-        on_screen = any(job.target is None for job in jobs) and sys.stdout.isatty()
-        show = total > LONG_INPUT_LINES and sys.stderr.isatty() and not on_screen
+    on_screen = any(job.target is None for job in jobs) and sys.stdout.isatty()
     done = sum(_lines_done(job, start, infos) for job, start in zip(jobs, starts, strict=True))
-    chunker = ChunkRestorer(load, options.fmt, options.explain)
     if done < total:
         chunker.load()  # a model error now, before any output is opened
-    bar = ProgressBar(total, done, show)
+    bar = ProgressBar(total, done, _show_progress(options, total, on_screen))
     try:
         for job, out, start in zip(jobs, outputs, starts, strict=True):
-            _run_job(job, out, start, infos, chunker, options.chunk_lines, bar)
+            _run_job(job, out, start, chunker, options.chunk_lines, bar)
     finally:
         bar.close()
     for out in outputs:
         out.cleanup()
 
 
+def _show_progress(options: RestoreOptions, total: int, on_screen: bool) -> bool:
+    """The bar is for long inputs on a terminal, not when the output itself scrolls by there."""
+    if options.progress is not None:
+        return options.progress
+    return total > LONG_INPUT_LINES and sys.stderr.isatty() and not on_screen
+
+
 def _output(job: Job, infos: dict[int, SourceInfo], options: RestoreOptions) -> StdoutOutput | FileOutput:
     if job.target is None:
         return StdoutOutput(rich=options.explain and options.fmt == "text" and sys.stdout.isatty())
+    return _file_output(job, infos, options.settings)
+
+
+def _file_output(job: Job, infos: dict[int, SourceInfo], settings: dict[str, Any]) -> FileOutput:
+    assert job.target is not None
     if any(s.path is None for s in job.sources):
         fingerprint = None
     else:
         fingerprint = [infos[id(s)].fingerprint(s.name) for s in job.sources]
-    return FileOutput(job.target, fingerprint, options.settings)
+    return FileOutput(job.target, fingerprint, settings)
 
 
 def _lines_done(job: Job, start: Position | None, infos: dict[int, SourceInfo]) -> int:
@@ -652,18 +706,21 @@ def _run_job(
     job: Job,
     out: StdoutOutput | FileOutput,
     start: Position | None,
-    infos: dict[int, SourceInfo],
     chunker: ChunkRestorer,
     chunk_lines: int,
     bar: ProgressBar,
+    end: Position | None = None,
 ) -> None:
+    """Restore ``job`` from ``start`` up to ``end`` (default: its end) into ``out``."""
     if start is None:  # finished by the interrupted run
         return
     out.start()
     try:
-        for k in range(start.source, len(job.sources)):
+        last = len(job.sources) - 1 if end is None else end.source
+        for k in range(start.source, last + 1):
             pos = start if k == start.source else Position(k)
-            _run_source(job.sources[k], pos, out, chunker, chunk_lines, bar)
+            stop = end.line if end is not None and k == end.source else None
+            _run_source(job.sources[k], pos, out, chunker, chunk_lines, bar, stop)
         out.finish()
     except BaseException:
         out.abort()
@@ -674,14 +731,186 @@ def _run_job(
 
 def _run_source(
     src: Source, pos: Position, out: StdoutOutput | FileOutput, chunker: ChunkRestorer, chunk_lines: int,
-    bar: ProgressBar,
+    bar: ProgressBar, stop: int | None = None,
 ) -> None:  # fmt: skip
+    """Restore ``src`` from ``pos`` up to line ``stop`` (default: its end)."""
     line, offset = pos.line, pos.offset
     with src.open() as fh:
         fh.seek(offset)
-        for chunk in iter_chunks(fh, chunk_lines):
+        for chunk in iter_chunks(fh, chunk_lines, None if stop is None else stop - line):
             results = chunker(chunk)
             line += len(chunk)
             offset += sum(len(raw) for raw in chunk)
             out.write(results, Position(pos.source, line, offset))
             bar.update(results)
+
+
+# ----------------------------------------------------------------------------- scale-out
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Whole chunks of one job, in input order, that process ``rank`` restores into its shard."""
+
+    job: int
+    rank: int
+    start: Position  # the first line (source, line, byte offset)
+    end: Position  # just past the last line
+    lines: int
+
+
+def plan_pieces(
+    jobs: Sequence[Job], infos: dict[int, SourceInfo], chunk_lines: int, processes: int
+) -> list[Piece]:
+    """Share out the chunks of every job, cut where a one-process run cuts them, so that each
+    process gets one contiguous run of chunks with about the same number of lines as the
+    others; a job may be shared by several processes, a process may have parts of several jobs.
+
+    ``infos`` must come from ``scan_source(..., mark_every=chunk_lines)``."""
+    chunks = list(_chunks(jobs, infos, chunk_lines))
+    total = sum(n for *_, n in chunks)
+    pieces: list[Piece] = []
+    before = 0
+    for job, start, end, n in chunks:
+        rank = min(processes - 1, (2 * before + n) * processes // (2 * total))  # by the chunk's middle line
+        before += n
+        if pieces and (pieces[-1].job, pieces[-1].rank) == (job, rank):
+            pieces[-1] = replace(pieces[-1], end=end, lines=pieces[-1].lines + n)
+        else:
+            pieces.append(Piece(job, rank, start, end, n))
+    return pieces
+
+
+def _chunks(
+    jobs: Sequence[Job], infos: dict[int, SourceInfo], chunk_lines: int
+) -> Iterator[tuple[int, Position, Position, int]]:
+    """``(job, start, end, lines)`` of every chunk of every job, in order."""
+    for j, job in enumerate(jobs):
+        for k, src in enumerate(job.sources):
+            info = infos[id(src)]
+            assert len(info.marks) == -(-info.lines // chunk_lines), "scan with mark_every=chunk_lines"
+            for c, offset in enumerate(info.marks):
+                first = c * chunk_lines
+                n = min(chunk_lines, info.lines - first)
+                end_offset = info.marks[c + 1] if c + 1 < len(info.marks) else info.size
+                yield j, Position(k, first, offset), Position(k, first + n, end_offset), n
+
+
+def shard_path(target: Path, rank: int) -> Path:
+    """The finished shard of ``target`` written by process ``rank``."""
+    return target.with_name(f"{target.name}.rank{rank}")
+
+
+def _check_shardable(paths: Sequence[str], output: str | None, world: World) -> None:
+    if not paths or "-" in paths:
+        raise InputError(
+            f"{world.size} processes cannot share stdin; give input files, or run a single process"
+        )
+    if output is None or output == "-":
+        raise InputError(
+            f"{world.size} processes cannot share stdout; give -o OUT (each process writes a shard, "
+            "merged into OUT), or run a single process"
+        )
+    for p in paths:  # a pipe would be read by one process only
+        path = Path(p)
+        if path.exists() and not (path.is_file() or path.is_dir()):
+            raise InputError(
+                f"{p} is not a regular file; {world.size} processes need files they can each read"
+            )
+
+
+def _run_sharded(
+    jobs: list[Job],
+    infos: dict[int, SourceInfo],
+    options: RestoreOptions,
+    chunker: ChunkRestorer,
+    world: World,
+) -> None:
+    """This process's pieces into its shards; then, on the main process, every shard merged."""
+    settings = {**options.settings, "processes": world.size, "chunk_lines": options.chunk_lines}
+    merged = [_file_output(job, infos, settings) for job in jobs]
+    todo = [k for k, out in enumerate(merged) if out.plan(options.resume) is not None]  # not merged yet
+    pending = set(todo)
+    pieces = [p for p in plan_pieces(jobs, infos, options.chunk_lines, world.size) if p.job in pending]
+    _restore_pieces(jobs, [p for p in pieces if p.rank == world.rank], merged, infos, options, chunker, world)
+    world.barrier()  # every shard is finished
+    if not world.is_main:
+        return
+    ranks: dict[int, list[int]] = {k: [] for k in todo}  # the processes with a share of each job, in order
+    for p in pieces:
+        ranks[p.job].append(p.rank)
+    for k in todo:
+        target = merged[k].target
+        _merge(merged[k], [shard_path(target, rank) for rank in ranks[k]])
+        _remove_shards(target, world.size)
+    for job, out in zip(jobs, merged, strict=True):
+        out.cleanup()
+        assert job.target is not None
+        _remove_shards(job.target, world.size)  # left by a run killed between merge and removal
+    if todo:
+        _note(f"merged the shards of {world.size} processes into {len(todo)} output file(s)")
+
+
+def _restore_pieces(
+    jobs: list[Job],
+    mine: list[Piece],
+    merged: list[FileOutput],
+    infos: dict[int, SourceInfo],
+    options: RestoreOptions,
+    chunker: ChunkRestorer,
+    world: World,
+) -> None:
+    shards = [
+        FileOutput(
+            shard_path(merged[p.job].target, p.rank),
+            merged[p.job].fingerprint,
+            merged[p.job].settings,
+            p.start,
+        )
+        for p in mine
+    ]
+    starts = [out.plan(options.resume) for out in shards]  # every resume check before any work
+    total = sum(p.lines for p in mine)
+    done = sum(
+        p.lines
+        if s is None
+        else _lines_done(jobs[p.job], s, infos) - _lines_done(jobs[p.job], p.start, infos)
+        for p, s in zip(mine, starts, strict=True)
+    )
+    if done < total:
+        chunker.load()
+    bar = ProgressBar(total, done, world.is_main and _show_progress(options, total, on_screen=False))
+    try:
+        for p, out, start in zip(mine, shards, starts, strict=True):
+            _run_job(jobs[p.job], out, start, chunker, options.chunk_lines, bar, p.end)
+    finally:
+        bar.close()
+
+
+def _merge(out: FileOutput, shards: list[Path]) -> None:
+    """The shards of one job, in order, into ``OUT.partial``, renamed to ``OUT``."""
+    missing = [s for s in shards if not s.is_file()]
+    if missing:
+        raise InputError(
+            f"{missing[0]} is missing: a process did not finish its share; run the same command with --resume"
+        )
+    out.plan(resume=False)
+    out.start()
+    try:
+        for shard in shards:
+            out.copy_from(shard)
+        out.finish()
+    except BaseException:
+        out.abort()
+        raise
+
+
+def _remove_shards(target: Path, processes: int) -> None:
+    for rank in range(processes):
+        shard = shard_path(target, rank)
+        for path in (
+            shard,
+            shard.with_name(shard.name + ".partial"),
+            shard.with_name(shard.name + ".progress.json"),
+        ):
+            path.unlink(missing_ok=True)
