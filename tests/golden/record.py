@@ -1,0 +1,39 @@
+"""Record the golden outputs of the shipped default model (run after shipping a new model).
+
+python tests/golden/record.py
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from restorer.inference import Restorer
+
+HERE = Path(__file__).resolve().parent
+INPUTS = [
+    "The firm stated final week that youngsters had been taking part in a brand new recreation.",
+    "In accordance with the Wall Road Journal, the Supreme Courtroom dominated on the case two years in the past.",
+    "Folks have to discover out what it's that makes their well being so vital.",
+    "The staff will probably be engaged on the venture for the following three months, officers mentioned.",
+    "She pointed out that test scores rose by 12 percent in schools that took part.",
+    "It was a cold morning, and the river was quiet.",
+    "The city's college board said final week that it would possibly expand an interpretation programme for little ones in the first and 2nd grades.",
+    "Critics, however, argue that the cash may be fuller dropped on hiring more trainers.",
+    "See https://example.com/docs or write to info@example.org before 5 March 2024.",
+]
+
+
+def main() -> None:
+    r = Restorer.from_pretrained(device="cpu")
+    outputs = r.restore(INPUTS)
+    r.guard.enabled = False
+    raw = r.restore(INPUTS)
+    with open(HERE / "default.jsonl", "w", encoding="utf-8") as fh:
+        for i, o, w in zip(INPUTS, outputs, raw, strict=True):
+            fh.write(json.dumps({"input": i, "output": o, "raw": w}, ensure_ascii=False) + "\n")
+    print(f"recorded {len(outputs)} golden outputs")
+
+
+if __name__ == "__main__":
+    main()

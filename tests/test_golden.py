@@ -1,0 +1,69 @@
+"""Golden outputs of the shipped default model (re-record with tests/golden/record.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from restorer.inference import Restorer, default_model_dir
+
+GOLDEN = Path(__file__).resolve().parent / "golden" / "default.jsonl"
+
+
+@pytest.fixture(scope="module")
+def restorer() -> Restorer:
+    return Restorer.from_pretrained(device="cpu")
+
+
+def test_shipped_model_is_small_fp16_safetensors() -> None:
+    from safetensors import safe_open
+
+    d = default_model_dir()
+    weights = d / "model.safetensors"
+    assert weights.stat().st_size <= 42 * 1024 * 1024
+    with safe_open(str(weights), "pt") as f:
+        dtypes = {str(f.get_slice(k).get_dtype()) for k in f.keys()}  # noqa: SIM118
+    assert dtypes == {"F16"}
+    for name in ("config.json", "tokenizer.json", "README.md"):
+        assert (d / name).exists(), name
+    assert not list(d.glob("*.bin")) and not list(d.glob("optimizer*"))
+
+
+def test_plain_transformers_loads_the_shipped_model() -> None:
+    from transformers import AutoTokenizer, T5ForConditionalGeneration
+
+    d = str(default_model_dir())
+    model = T5ForConditionalGeneration.from_pretrained(d)
+    tok = AutoTokenizer.from_pretrained(d)
+    ids = tok("The firm stated final week.", return_tensors="pt").input_ids
+    out = model.generate(ids, max_new_tokens=20, do_sample=False, num_beams=1)
+    assert isinstance(tok.decode(out[0], skip_special_tokens=True), str)
+
+
+def test_golden_outputs(restorer: Restorer) -> None:
+    rows = [json.loads(x) for x in GOLDEN.read_text(encoding="utf-8").splitlines()]
+    assert len(rows) >= 5
+    outputs = restorer.restore([r["input"] for r in rows])
+    for row, out in zip(rows, outputs, strict=True):
+        assert out == row["output"], row["input"]
+    # at least one golden sentence is really repaired, not passed through
+    assert any(r["output"] != r["input"] for r in rows)
+
+
+def test_golden_raw_decodes(restorer: Restorer) -> None:
+    rows = [json.loads(x) for x in GOLDEN.read_text(encoding="utf-8").splitlines()]
+    raw = Restorer(restorer.model, restorer.tokenizer, "cpu", guard=False)
+    assert raw.restore([r["input"] for r in rows]) == [r["raw"] for r in rows]
+
+
+def test_shipped_model_restores_the_example_keeping_layout(restorer: Restorer) -> None:
+    src = (Path(__file__).resolve().parent.parent / "examples" / "spun_article.txt").read_text(
+        encoding="utf-8"
+    )
+    out = restorer.restore(src)
+    assert out.count("\n") == src.count("\n")
+    for a, b in zip(src.splitlines(), out.splitlines(), strict=True):
+        assert (a == "") == (b == "")
+        assert len(a) - len(a.lstrip()) == len(b) - len(b.lstrip())
