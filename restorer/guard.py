@@ -37,7 +37,7 @@ _PROTECTED_RE = re.compile(
     r"|\b[a-z]+[A-Z]\w*\b"  # camelCase identifiers
     r"|\b\w+\.(?:py|js|ts|html?|json|ya?ml|txt|md|csv|exe|com|org|net)\b"  # file and host names
 )
-_SMALL_NUMBER_RE = re.compile(r"\d{1,2}")
+_SMALL_NUMBER_RE = re.compile(r"\d{1,2}(?:st|nd|rd|th)?")
 _DIGIT_RE = re.compile(r"\d")
 _WORDY_RE = re.compile(r"\w")
 

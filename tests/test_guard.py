@@ -137,3 +137,11 @@ def test_punctuation_is_not_added_or_dropped() -> None:
     title = "Local Schools Try a New Approach to Reading"
     assert guard_sentence(title, decoded(title + "."), cfg, never_a_name).text == title
     assert guard_sentence("Yes, he did.", decoded("Yes he did."), cfg, never_a_name).text == "Yes, he did."
+
+
+def test_small_ordinals_turn_back_into_words() -> None:
+    cfg = GuardConfig(min_confidence=0.0)
+    assert guard_sentence("In the 2nd grade.", decoded("In the second grade."), cfg, never_a_name).text == (
+        "In the second grade."
+    )
+    assert guard_sentence("In the 2nd grade.", decoded("In the 3rd grade."), cfg, never_a_name).text == "In the 2nd grade."
