@@ -14,9 +14,9 @@ import json
 import time
 from dataclasses import replace
 
-from restorer.guard import GuardConfig, guard_sentence
+from restorer.evaluation import score_decodes
+from restorer.guard import GuardConfig
 from restorer.inference import Restorer
-from restorer.metrics.core import clean_changed_score, compute_metrics
 from restorer.pairs import read_pairs
 
 
@@ -50,12 +50,9 @@ def main() -> None:
     rows = []
     print(f"{'guard':34} {'repaired':>9} {'exact':>7} {'chrF':>6} {'clean_changed':>14}")
     for name, cfg in settings:
-        outs_s = [d.text if not cfg.enabled else guard_sentence(s, d, cfg).text for s, d in zip(spun, ds, strict=True)]
-        outs_c = [d.text if not cfg.enabled else guard_sentence(s, d, cfg).text for s, d in zip(orig, dc, strict=True)]
-        m = compute_metrics(spun, outs_s, orig)
-        cc = clean_changed_score(outs_c, orig)
-        rows.append({"guard": name, **m, "clean_changed": cc})
-        print(f"{name:34} {m['repaired']:9.3f} {m['exact']:7.3f} {m['chrf']:6.1f} {cc:14.4f}")
+        m, _ = score_decodes(spun, orig, ds, dc, cfg)
+        rows.append({"guard": name, **m})
+        print(f"{name:34} {m['repaired']:9.3f} {m['exact']:7.3f} {m['chrf']:6.1f} {m['clean_changed']:14.4f}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump(rows, fh, indent=1)

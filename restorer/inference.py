@@ -179,13 +179,16 @@ class Restorer:
         and joined back with their own spacing. Empty sentences and text the tokenizer cannot
         read (lone surrogates) come back unchanged with full confidence.
         """
+        readable = [s for s in sentences if s.strip() and _encodable(s)]
+        # one batched tokenization finds the long ones; only those are cut (and re-measured)
+        lengths = iter(len(x) for x in self.tokenizer(readable)["input_ids"]) if readable else iter(())
         pieces: list[str] = []
         plan: list[list[tuple[int, int]] | None] = []
         for s in sentences:
             if not s.strip() or not _encodable(s):
                 plan.append(None)
                 continue
-            spans = split_long(s, self._too_long) if self._too_long(s) else [(0, len(s))]
+            spans = split_long(s, self._too_long) if next(lengths) > self.max_input_tokens else [(0, len(s))]
             plan.append(spans)
             pieces.extend(s[a:b] for a, b in spans)
         decoded = iter(self._decode_pieces(pieces))
