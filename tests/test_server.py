@@ -596,3 +596,26 @@ def test_openapi_fuzz_finds_no_server_error(url: str) -> None:
             fuzz(operation, GenerationMode.NEGATIVE)
     assert 200 in statuses[("/v2/models/{model_name}/infer", "positive")]
     assert 200 in statuses[(V1, "positive")]
+
+
+def test_workers_share_one_metrics_view(tiny_model: Path) -> None:
+    """With --workers 2 any worker's /metrics counts the requests of both (multiprocess mode)."""
+    proc = ServerProcess(["--model", str(tiny_model), "--workers", "2", "--threads", "1"], env=ENV)
+    try:
+        url = proc.start()
+        deadline = time.monotonic() + 120
+        while "restorer_model_ready 1.0" not in httpx.get(url + "/metrics").text:  # every worker loaded
+            assert time.monotonic() < deadline, httpx.get(url + "/metrics").text
+            time.sleep(0.2)
+        n = 12
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(lambda i: post(url, "/v1/restore", {"text": f"Text {i}."}), range(n)))
+        assert [r.json()["text"] for r in answers] == [f"Text {i}." for i in range(n)]
+        ok = 'restorer_requests_total{method="POST",route="/v1/restore",status="200"}'
+        for _ in range(6):  # the connections land on either worker: each must answer for both
+            text = httpx.get(url + "/metrics").text
+            assert metric(text, ok) == n, text
+            assert metric(text, "restorer_texts_total") == n
+        assert proc.stop(timeout=60) == 0
+    finally:
+        proc.close()

@@ -451,6 +451,7 @@ def create_app(config: ServeConfig | None = None, loader: Loader | None = None) 
         state.start_loading()
         yield
         await asyncio.to_thread(state.close)  # the queued requests finish first
+        metrics.close()
         log.info("stopped")
 
     app = FastAPI(

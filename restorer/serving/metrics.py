@@ -1,6 +1,16 @@
-"""Prometheus metrics of one server process (its own registry, so apps never share series)."""
+"""Prometheus metrics of the server.
+
+One process: each app has its own registry, so apps never share series. Several workers
+(``--workers N``): ``restorer serve`` points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh folder before
+the workers start, every worker writes its series there, and ``/metrics`` on any worker answers
+for all of them (prometheus_client's multiprocess mode): counters and histograms are summed, the
+queue depth is the sum over live workers and ``restorer_model_ready`` is the minimum (1 once every
+live worker has its model).
+"""
 
 from __future__ import annotations
+
+import os
 
 from prometheus_client import (
     CollectorRegistry,
@@ -10,10 +20,13 @@ from prometheus_client import (
     disable_created_metrics,
     exposition,
     generate_latest,
+    multiprocess,
 )
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 # the classic text format, which every Prometheus version scrapes
 CONTENT_TYPE: str = getattr(exposition, "CONTENT_TYPE_PLAIN_0_0_4", exposition.CONTENT_TYPE_LATEST)
@@ -45,11 +58,17 @@ class Metrics:
         self.batch_failures = Counter(
             "restorer_batch_failures", "Batches whose model call raised", registry=r
         )
-        self.queue = Gauge("restorer_queue_depth", "Texts waiting for the inference worker", registry=r)
+        self.queue = Gauge(
+            "restorer_queue_depth", "Texts waiting for the inference worker", registry=r,
+            multiprocess_mode="livesum",
+        )  # fmt: skip
         self.queue_timeouts = Counter(
             "restorer_queue_timeouts", "Requests withdrawn after waiting too long in the queue", registry=r
         )
-        self.ready = Gauge("restorer_model_ready", "1 once the model is loaded", registry=r)
+        self.ready = Gauge(
+            "restorer_model_ready", "1 once the model is loaded (every live worker's)", registry=r,
+            multiprocess_mode="livemin",
+        )  # fmt: skip
 
     # the batcher's observer interface
     def batch_done(self, n_texts: int, seconds: float, failed: bool) -> None:
@@ -66,4 +85,18 @@ class Metrics:
         self.latency.labels(route).observe(seconds)
 
     def exposition(self) -> bytes:
+        if multiprocess_dir():
+            registry = CollectorRegistry()  # a fresh one per scrape, as prometheus_client asks
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry)
         return generate_latest(self.registry)
+
+    def close(self) -> None:
+        """This process is stopping: drop its live gauges (the queue depth, readiness)."""
+        if multiprocess_dir():
+            multiprocess.mark_process_dead(os.getpid())
+
+
+def multiprocess_dir() -> str | None:
+    """The folder of multi-worker metrics, or None in a single process."""
+    return os.environ.get(MULTIPROC_ENV) or None

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import tempfile
+from pathlib import Path
 from types import FrameType
 
 from restorer.serving.config import ServeConfig
+from restorer.serving.metrics import MULTIPROC_ENV
 
 
 def run(config: ServeConfig) -> int:
@@ -22,12 +26,33 @@ def run(config: ServeConfig) -> int:
     signal.signal(signal.SIGTERM, _stopped)
     if config.workers > 1:
         os.environ.update(config.to_env())  # the workers rebuild the configuration from it
-        uvicorn.run("restorer.serving.app:app_from_env", factory=True, workers=config.workers, **options)
+        metrics_dir, ours = _metrics_dir()
+        try:
+            uvicorn.run("restorer.serving.app:app_from_env", factory=True, workers=config.workers, **options)
+        finally:
+            if ours:
+                shutil.rmtree(metrics_dir, ignore_errors=True)
     else:
         from restorer.serving.app import create_app
 
         uvicorn.run(create_app(config), **options)
     return 0
+
+
+def _metrics_dir() -> tuple[Path, bool]:
+    """The folder where the workers' metrics meet: ``PROMETHEUS_MULTIPROC_DIR`` if set (emptied of
+    an earlier run's files, as prometheus_client requires), else a fresh temporary folder (ours to
+    remove). Returns the folder and whether we made it."""
+    given = os.environ.get(MULTIPROC_ENV)
+    if given:
+        folder = Path(given)
+        folder.mkdir(parents=True, exist_ok=True)
+        for old in folder.glob("*.db"):
+            old.unlink()
+        return folder, False
+    folder = Path(tempfile.mkdtemp(prefix="restorer-metrics-"))
+    os.environ[MULTIPROC_ENV] = str(folder)
+    return folder, True
 
 
 def _stopped(signum: int, frame: FrameType | None) -> None:
