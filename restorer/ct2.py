@@ -4,11 +4,13 @@ CTranslate2 runs the same T5 with int8 (or fp16) weights and a C++ decoder, seve
 faster than ``model.generate`` on a CPU. The export directory holds the converted model and
 the tokenizer, so ``Restorer.from_pretrained(DIR, backend="ctranslate2")`` needs nothing else.
 Decoding is greedy, batched and length-capped like :func:`restorer.decoding.greedy_decode`;
-per-token probabilities for the guard come from one ``score_batch`` pass over the outputs.
+per-token probabilities for the guard are the log-probabilities CTranslate2 reports for each
+token as it decodes (a step callback), so they cost no second pass.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import math
 from collections.abc import Sequence
@@ -59,10 +61,15 @@ def load_translator(path: Path, device: str = "cpu", threads: int | None = None)
     dev, index = (device.split(":") + ["0"])[:2] if device.startswith("cuda") else (device, "0")
     if dev not in ("cpu", "cuda"):
         raise ValueError(f"the CTranslate2 backend runs on cpu or cuda, not {device!r}")
-    return ctranslate2.Translator(
+    translator = ctranslate2.Translator(
         str(path), device=dev, device_index=int(index), compute_type="default",
         inter_threads=1, intra_threads=threads or 0,
     )  # fmt: skip
+    # A translator that has run a Python step callback and is still alive at interpreter exit
+    # aborts the process ("terminate called without an active exception", CTranslate2 4.8):
+    # release its model first.
+    atexit.register(translator.unload_model)
+    return translator
 
 
 def ct2_decode(
@@ -77,14 +84,19 @@ def ct2_decode(
     out: list[Decoded | None] = [None] * len(texts)
     for idx, rows, cap in length_batches(tokenizer, texts, batch_size, max_new_tokens):
         src = [tokenizer.convert_ids_to_tokens(r) for r in rows]
+        logps: list[list[float]] = [[] for _ in rows]
+
+        def step(s: Any, logps: list[list[float]] = logps) -> bool:  # one token of one row
+            logps[s.batch_id].append(s.log_prob)
+            return False  # keep decoding
+
         res = translator.translate_batch(
-            src, max_batch_size=len(src), beam_size=1, max_decoding_length=cap, return_scores=False
-        )
-        hyps = [r.hypotheses[0] for r in res]
-        scores = translator.score_batch(src, hyps, max_batch_size=len(src)) if with_scores else None
+            src, max_batch_size=len(src), beam_size=1, max_decoding_length=cap,
+            return_scores=with_scores, callback=step if with_scores else None,
+        )  # fmt: skip
         for r, i in enumerate(idx):
-            ids = tokenizer.convert_tokens_to_ids(hyps[r])
-            # score_batch also scores the end token: the first len(ids) values are the tokens'
-            probs = [math.exp(x) for x in scores[r].log_probs[: len(ids)]] if scores is not None else None
+            ids = tokenizer.convert_tokens_to_ids(res[r].hypotheses[0])
+            # the callback also reports the end token: the first len(ids) values are the tokens'
+            probs = [math.exp(x) for x in logps[r][: len(ids)]] if with_scores else None
             out[i] = finish(tokenizer, ids, probs)
     return [d for d in out if d is not None]

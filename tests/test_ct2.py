@@ -46,6 +46,10 @@ def test_ct2_greedy_matches_torch_greedy_in_float32(tiny_model: Path, tmp_path: 
     ct = Restorer.from_pretrained(tmp_path / "f32", device="cpu", guard=False)
     pt = Restorer.from_pretrained(tiny_model, device="cpu", guard=False)
     assert ct.restore(texts) == pt.restore(texts)
+    # the guard's token probabilities (from the decode's own steps) agree with torch's
+    for a, b in zip(ct.decode(texts), pt.decode(texts), strict=True):
+        assert a.token_ids == b.token_ids and len(a.token_probs) == len(a.token_ids) > 0
+        assert a.token_probs == pytest.approx(b.token_probs, abs=1e-3)
 
 
 def test_cli_export_and_restore_with_the_backend(tiny_model: Path, tmp_path: Path) -> None:
