@@ -11,8 +11,12 @@ token as it decodes (a step callback), so they cost no second pass.
 from __future__ import annotations
 
 import atexit
+import hashlib
 import json
 import math
+import os
+import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -53,6 +57,43 @@ def export_ctranslate2(model_dir: Path, output_dir: Path, quantization: str = "i
     (output_dir / MARKER).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     info["bytes"] = sum(p.stat().st_size for p in output_dir.iterdir())
     return info
+
+
+def cache_root() -> Path:
+    """Where converted models are kept: ``$RESTORER_CACHE`` or ``~/.cache/restorer``."""
+    return Path(os.environ.get("RESTORER_CACHE") or Path.home() / ".cache" / "restorer")
+
+
+def cached_export(model_dir: Path, quantization: str = "int8") -> Path:
+    """A CTranslate2 export of ``model_dir``, converted once and then reused from the cache.
+
+    The key is a hash of the weights and configuration, so a retrained model is converted
+    again. The conversion is written to a temporary folder and renamed into place, so an
+    interrupted one leaves nothing half-written behind.
+    """
+    digest = hashlib.sha256()
+    for name in ("config.json", "model.safetensors", "tokenizer.json"):
+        f = model_dir / name
+        if not f.exists():
+            raise ExportError(f"{model_dir} is not a restorer model directory (no {name})")
+        with f.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    target = cache_root() / "ctranslate2" / f"{digest.hexdigest()[:16]}-{quantization}"
+    if is_ctranslate2_dir(target):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=target.parent))
+    try:
+        export_ctranslate2(model_dir, tmp / "model", quantization, force=True)
+        try:
+            (tmp / "model").rename(target)
+        except OSError:  # another process got there first
+            if not is_ctranslate2_dir(target):
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
 
 
 def load_translator(path: Path, device: str = "cpu", threads: int | None = None) -> Any:

@@ -126,8 +126,10 @@ class Restorer:
     ) -> Restorer:
         """Load a model directory (default: the shipped model).
 
-        ``backend`` is ``torch``, ``ctranslate2`` (a directory written by ``restorer export
-        ctranslate2``) or ``auto`` (whichever the directory holds)."""
+        ``backend`` is ``torch``, ``ctranslate2`` or ``auto`` (whichever the directory holds).
+        ``ctranslate2`` runs a directory written by ``restorer export ctranslate2``, or converts
+        a transformers directory to int8 once and reuses the export from the cache
+        (``$RESTORER_CACHE/ctranslate2``, default ``~/.cache/restorer``)."""
         from transformers import AutoTokenizer
         from transformers.utils import logging as hf_logging
 
@@ -147,9 +149,12 @@ class Restorer:
         is_ct2 = is_ctranslate2_dir(model_dir)
         if backend == "auto":
             backend = "ctranslate2" if is_ct2 else "torch"
-        if (backend == "ctranslate2") != is_ct2:
-            what = "a CTranslate2 export" if is_ct2 else "a transformers model directory"
-            raise ValueError(f"{model_dir} is {what}; it cannot run on the {backend} backend")
+        if backend == "torch" and is_ct2:
+            raise ValueError(f"{model_dir} is a CTranslate2 export; it cannot run on the torch backend")
+        if backend == "ctranslate2" and not is_ct2:  # convert once (int8), then reuse the cached export
+            from restorer.ct2 import cached_export
+
+            model_dir = cached_export(model_dir)
         dev = resolve_device(device)
         tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
         if backend == "ctranslate2":

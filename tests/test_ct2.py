@@ -29,12 +29,29 @@ def test_export_reload_restore(tiny_model: Path, tmp_path: Path) -> None:
     e = r.explain("The firm stated final week.")
     assert all(0.0 <= x.confidence <= 1.0 for x in e.edits + e.rejected)
 
-    # the backend follows the directory; asking for the wrong one is a clear error
+    # the backend follows the directory; an export cannot run on torch
     assert Restorer.from_pretrained(tiny_model, device="cpu").backend == "torch"
     with pytest.raises(ValueError, match="CTranslate2 export"):
         Restorer.from_pretrained(out, device="cpu", backend="torch")
-    with pytest.raises(ValueError, match="transformers model directory"):
-        Restorer.from_pretrained(tiny_model, device="cpu", backend="ctranslate2")
+
+
+def test_a_transformers_directory_is_converted_once_and_cached(
+    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from restorer import ct2
+    from restorer.inference import Restorer
+
+    monkeypatch.setenv("RESTORER_CACHE", str(tmp_path / "cache"))
+    r = Restorer.from_pretrained(tiny_model, device="cpu", threads=1, backend="ctranslate2")
+    assert r.backend == "ctranslate2"
+    exports = list((tmp_path / "cache" / "ctranslate2").iterdir())
+    assert len(exports) == 1 and ct2.is_ctranslate2_dir(exports[0]) and exports[0].name.endswith("-int8")
+    calls: list[Path] = []
+    monkeypatch.setattr(ct2, "export_ctranslate2", lambda *a, **k: calls.append(a[0]))
+    again = Restorer.from_pretrained(tiny_model, device="cpu", threads=1, backend="ctranslate2")
+    assert calls == [] and again.restore("The firm stated final week.") == r.restore("The firm stated final week.")
+    with pytest.raises(ct2.ExportError, match="not a restorer model directory"):
+        ct2.cached_export(tmp_path)
 
 
 def test_ct2_greedy_matches_torch_greedy_in_float32(tiny_model: Path, tmp_path: Path) -> None:
@@ -57,7 +74,7 @@ def test_cli_export_and_restore_with_the_backend(tiny_model: Path, tmp_path: Pat
     import subprocess
     import sys
 
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "RESTORER_CACHE": str(tmp_path / "cache")}
 
     def cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "restorer.cli", *args], input=stdin, env=env,
@@ -70,7 +87,12 @@ def test_cli_export_and_restore_with_the_backend(tiny_model: Path, tmp_path: Pat
     res = cli("restore", "--model", str(out), "--backend", "ctranslate2", stdin=text)
     assert res.returncode == 0, res.stderr
     assert res.stdout.count("\n") == text.count("\n")
+    restored = res.stdout
     res = cli("export", "ctranslate2", "--model", str(tiny_model), "--output", str(out))
     assert res.returncode == 2 and "not empty" in res.stderr
+    # a transformers directory runs on the backend too: converted once into the cache
     res = cli("restore", "--model", str(tiny_model), "--backend", "ctranslate2", stdin=text)
-    assert res.returncode == 2 and "cannot run on the ctranslate2 backend" in res.stderr
+    assert res.returncode == 0 and res.stdout == restored, res.stderr
+    assert len(list((tmp_path / "cache" / "ctranslate2").iterdir())) == 1
+    res = cli("restore", "--model", str(out), "--backend", "torch", stdin=text)
+    assert res.returncode == 2 and "cannot run on the torch backend" in res.stderr
