@@ -29,6 +29,7 @@ def run_one(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(args.threads)
     sents = [p["spun"] for p in read_pairs(args.pairs)[: args.n]]
+    work = {"passes": 0, "positions": 0}  # decoder passes and positions computed (torch decoders)
     if args.decoder == "ctranslate2-int8":
         from transformers import AutoTokenizer
 
@@ -46,16 +47,24 @@ def run_one(args: argparse.Namespace) -> None:
         r = Restorer.from_pretrained(args.model, device="cpu", threads=args.threads)
         fn = greedy_decode if args.decoder == "generate" else speculative_decode
 
+        def count(module: object, a: tuple, kw: dict) -> None:  # one decoder pass: rows x positions
+            shape = (kw.get("input_ids") if kw.get("input_ids") is not None else a[0]).shape
+            work["passes"] += 1
+            work["positions"] += int(shape[0] * shape[1])
+
+        r.model.get_decoder().register_forward_pre_hook(count, with_kwargs=True)
+
         def decode(xs: list[str]) -> list:
             return fn(r.model, r.tokenizer, xs, args.batch_size, with_scores=False)
 
     decode(sents[:16])  # warm-up
+    work["passes"] = work["positions"] = 0
     t0 = time.perf_counter()
     outs = decode(sents)
     secs = time.perf_counter() - t0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"decoder": args.decoder, "seconds": secs, "texts": [d.text for d in outs],
-                      "tokens": sum(len(d.token_ids) + 1 for d in outs), "rss_mb": rss}))  # fmt: skip
+                      "tokens": sum(len(d.token_ids) + 1 for d in outs), "rss_mb": rss, **work}))  # fmt: skip
 
 
 def main() -> None:
@@ -88,11 +97,15 @@ def main() -> None:
     base = rows["generate"]
     n = len(base["texts"])
     print(f"{n} spun sentences, {args.threads} threads, batch {args.batch_size}, model {model}")
-    print(f"{'decoder':18} {'sent/s':>8} {'tok/s':>8} {'x generate':>10} {'= greedy':>9} {'peak RSS':>9}")
+    print(f"{'decoder':18} {'sent/s':>8} {'tok/s':>8} {'x generate':>10} {'= greedy':>9} {'peak RSS':>9}"
+          f" {'passes':>7} {'positions':>9}")  # fmt: skip
     for dec, row in rows.items():
         same = sum(a == b for a, b in zip(row["texts"], base["texts"], strict=True)) / n
+        work = f"{row['passes']:7d} {row['positions']:9d}" if row["passes"] else f"{'-':>7} {'-':>9}"
         print(f"{dec:18} {n / row['seconds']:8.1f} {row['tokens'] / row['seconds']:8.0f} "
-              f"{base['seconds'] / row['seconds']:10.2f} {same:9.1%} {row['rss_mb']:7.0f} MB")  # fmt: skip
+              f"{base['seconds'] / row['seconds']:10.2f} {same:9.1%} {row['rss_mb']:7.0f} MB {work}")  # fmt: skip
+    print("passes: decoder forward calls; positions: rows x tokens they computed (output tokens: "
+          f"{base['tokens']}); the decoder's cost follows positions, its per-call overhead passes")
 
 
 if __name__ == "__main__":
