@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -18,7 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-DECODERS = ("generate", "speculative", "ctranslate2-int8")
+# ctranslate2-int8 splits each batch across one-thread replicas (the backend's CPU default);
+# ctranslate2-int8-intra runs one replica with all the threads, for comparison
+DECODERS = ("generate", "speculative", "ctranslate2-int8", "ctranslate2-int8-intra")
 
 
 def run_one(args: argparse.Namespace) -> None:
@@ -30,7 +33,7 @@ def run_one(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     sents = [p["spun"] for p in read_pairs(args.pairs)[: args.n]]
     work = {"passes": 0, "positions": 0}  # decoder passes and positions computed (torch decoders)
-    if args.decoder == "ctranslate2-int8":
+    if args.decoder.startswith("ctranslate2-int8"):
         from transformers import AutoTokenizer
 
         from restorer.ct2 import ct2_decode, load_translator
@@ -92,17 +95,18 @@ def main() -> None:
         for dec in DECODERS:
             cmd = [sys.executable, __file__, "--pairs", args.pairs, "--n", str(args.n), "--threads", str(args.threads),
                    "--batch-size", str(args.batch_size), "--decoder", dec, "--ct2-dir", str(ct2_dir), "--model", str(model)]  # fmt: skip
-            res = subprocess.run(cmd, check=True, capture_output=True, text=True)
+            env = {**os.environ, "RESTORER_CT2_PARALLEL": "intra" if dec.endswith("-intra") else "inter"}
+            res = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
             rows[dec] = json.loads(res.stdout.strip().splitlines()[-1])
     base = rows["generate"]
     n = len(base["texts"])
     print(f"{n} spun sentences, {args.threads} threads, batch {args.batch_size}, model {model}")
-    print(f"{'decoder':18} {'sent/s':>8} {'tok/s':>8} {'x generate':>10} {'= greedy':>9} {'peak RSS':>9}"
+    print(f"{'decoder':22} {'sent/s':>8} {'tok/s':>8} {'x generate':>10} {'= greedy':>9} {'peak RSS':>9}"
           f" {'passes':>7} {'positions':>9}")  # fmt: skip
     for dec, row in rows.items():
         same = sum(a == b for a, b in zip(row["texts"], base["texts"], strict=True)) / n
         work = f"{row['passes']:7d} {row['positions']:9d}" if row["passes"] else f"{'-':>7} {'-':>9}"
-        print(f"{dec:18} {n / row['seconds']:8.1f} {row['tokens'] / row['seconds']:8.0f} "
+        print(f"{dec:22} {n / row['seconds']:8.1f} {row['tokens'] / row['seconds']:8.0f} "
               f"{base['seconds'] / row['seconds']:10.2f} {same:9.1%} {row['rss_mb']:7.0f} MB {work}")  # fmt: skip
     print("passes: decoder forward calls; positions: rows x tokens they computed (output tokens: "
           f"{base['tokens']}); the decoder's cost follows positions, its per-call overhead passes")

@@ -377,12 +377,13 @@ def _metavar(name: str, typ: type) -> str:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from restorer.ct2 import ExportError, export_ctranslate2
+    from restorer.ct2 import SUBDIR, ExportError, export_ctranslate2
     from restorer.inference import default_model_dir
 
     model = Path(args.model) if args.model else default_model_dir()
+    output = Path(args.output) if args.output else model / SUBDIR
     try:
-        info = export_ctranslate2(model, Path(args.output), args.quantization, force=args.force)
+        info = export_ctranslate2(model, output, args.quantization, force=args.force)
     except ExportError as exc:
         raise CLIError(str(exc)) from None
     print(json.dumps(info))
@@ -404,11 +405,13 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     p.add_argument(
         "--backend", choices=("auto", "torch", "ctranslate2"), default="auto",
-        help="auto: whatever the model directory holds (a `restorer export ctranslate2` directory runs on CTranslate2)",
+        help="auto (default): on the CPU, the model's own int8 CTranslate2 export when it has one "
+        "(the shipped model does), else torch; a `restorer export ctranslate2` directory runs on CTranslate2",
     )  # fmt: skip
     p.add_argument(
-        "--decoder", choices=("speculative", "greedy"), default="speculative",
-        help="torch backend: copy-speculative (default) or plain greedy generate; the outputs are the same",
+        "--decoder", choices=("speculative", "greedy"), default=None,
+        help="torch backend: copy-speculative (default) or plain greedy generate; the outputs are the same "
+        "(asking for one picks the torch backend under --backend auto)",
     )  # fmt: skip
 
 
@@ -480,7 +483,10 @@ def build_parser() -> argparse.ArgumentParser:
     xsub = xp.add_subparsers(dest="export_command", required=True, metavar="RUNTIME")
     xc = xsub.add_parser("ctranslate2", help="convert to CTranslate2 (int8 by default), tokenizer included")
     xc.add_argument("--model", default=None, help="model directory (default: the shipped model)")
-    xc.add_argument("--output", required=True, help="the CTranslate2 directory to write")
+    xc.add_argument(
+        "--output", default=None,
+        help="the CTranslate2 directory to write (default: MODEL/ctranslate2, which Restorer then runs on the CPU)",
+    )  # fmt: skip
     xc.add_argument(
         "--quantization", default="int8",
         choices=("int8", "int8_float32", "int8_float16", "int8_bfloat16", "float16", "bfloat16", "float32"),

@@ -23,6 +23,8 @@ from typing import Any
 
 from restorer.decoding import Decoded, finish, length_batches
 
+CPU_PARALLEL = os.environ.get("RESTORER_CT2_PARALLEL", "inter")  # "inter" or "intra", see load_translator
+SUBDIR = "ctranslate2"  # a model directory's own int8 export, which Restorer uses on CPU
 QUANTIZATIONS = ("int8", "int8_float32", "int8_float16", "int8_bfloat16", "float16", "bfloat16", "float32")
 MARKER = "restorer_backend.json"
 
@@ -33,6 +35,20 @@ class ExportError(ValueError):
 
 def is_ctranslate2_dir(path: Path) -> bool:
     return (path / "model.bin").exists()
+
+
+def available() -> bool:
+    """Whether the ``ctranslate2`` package can be imported."""
+    import importlib.util
+
+    return importlib.util.find_spec("ctranslate2") is not None
+
+
+def bundled_export(model_dir: Path) -> Path | None:
+    """The export inside a model directory (``DIR/ctranslate2``, written by ``restorer ship``
+    or ``restorer export ctranslate2 --model DIR``), if there is one."""
+    sub = model_dir / SUBDIR
+    return sub if is_ctranslate2_dir(sub) else None
 
 
 def export_ctranslate2(model_dir: Path, output_dir: Path, quantization: str = "int8", force: bool = False) -> dict[str, Any]:
@@ -102,9 +118,17 @@ def load_translator(path: Path, device: str = "cpu", threads: int | None = None)
     dev, index = (device.split(":") + ["0"])[:2] if device.startswith("cuda") else (device, "0")
     if dev not in ("cpu", "cuda"):
         raise ValueError(f"the CTranslate2 backend runs on cpu or cuda, not {device!r}")
+    if dev == "cpu":
+        # A model this small runs best data-parallel: each batch is split across ``threads``
+        # one-thread replicas (benchmarks/bench_inference.py) rather than every matrix product
+        # across the cores.
+        cores = threads or os.cpu_count() or 1
+        inter, intra = (cores, 1) if CPU_PARALLEL == "inter" else (1, cores)
+    else:
+        inter, intra = 1, 0
     translator = ctranslate2.Translator(
         str(path), device=dev, device_index=int(index), compute_type="default",
-        inter_threads=1, intra_threads=threads or 0,
+        inter_threads=inter, intra_threads=intra,
     )  # fmt: skip
     # A translator that has run a Python step callback and is still alive at interpreter exit
     # aborts the process ("terminate called without an active exception", CTranslate2 4.8):
@@ -131,8 +155,9 @@ def ct2_decode(
             logps[s.batch_id].append(s.log_prob)
             return False  # keep decoding
 
+        split = -(-len(src) // max(1, translator.num_translators))  # one part per replica
         res = translator.translate_batch(
-            src, max_batch_size=len(src), beam_size=1, max_decoding_length=cap,
+            src, max_batch_size=split, beam_size=1, max_decoding_length=cap,
             return_scores=with_scores, callback=step if with_scores else None,
         )  # fmt: skip
         for r, i in enumerate(idx):

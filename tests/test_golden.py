@@ -17,6 +17,15 @@ def restorer() -> Restorer:
     return Restorer.from_pretrained(device="cpu")
 
 
+BACKENDS = {"auto": "", "torch": "torch_"}  # backend -> key prefix in default.jsonl
+
+
+def test_default_cpu_path_is_the_shipped_ctranslate2_export(restorer: Restorer) -> None:
+    pytest.importorskip("ctranslate2")
+    assert restorer.backend == "ctranslate2"
+    assert (default_model_dir() / "ctranslate2" / "model.bin").exists()
+
+
 def test_shipped_model_is_small_fp16_safetensors() -> None:
     from safetensors import safe_open
 
@@ -42,20 +51,19 @@ def test_plain_transformers_loads_the_shipped_model() -> None:
     assert isinstance(tok.decode(out[0], skip_special_tokens=True), str)
 
 
-def test_golden_outputs(restorer: Restorer) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_golden_outputs(backend: str) -> None:
     rows = [json.loads(x) for x in GOLDEN.read_text(encoding="utf-8").splitlines()]
     assert len(rows) >= 5
-    outputs = restorer.restore([r["input"] for r in rows])
+    key = BACKENDS[backend]
+    r = Restorer.from_pretrained(device="cpu", backend=backend)
+    outputs = r.restore([row["input"] for row in rows])
     for row, out in zip(rows, outputs, strict=True):
-        assert out == row["output"], row["input"]
+        assert out == row[key + "output"], row["input"]
     # at least one golden sentence is really repaired, not passed through
-    assert any(r["output"] != r["input"] for r in rows)
-
-
-def test_golden_raw_decodes(restorer: Restorer) -> None:
-    rows = [json.loads(x) for x in GOLDEN.read_text(encoding="utf-8").splitlines()]
-    raw = Restorer(restorer.model, restorer.tokenizer, "cpu", guard=False)
-    assert raw.restore([r["input"] for r in rows]) == [r["raw"] for r in rows]
+    assert any(row[key + "output"] != row["input"] for row in rows)
+    r.guard.enabled = False  # the raw decodes
+    assert r.restore([row["input"] for row in rows]) == [row[key + "raw"] for row in rows]
 
 
 def test_shipped_model_restores_the_example_keeping_layout(restorer: Restorer) -> None:

@@ -173,9 +173,13 @@ def test_tiny_model_train_save_reload_resume_restore(tmp_path: Path) -> None:
     pairs = tmp_path / "pairs.jsonl"
     write_pairs(pairs, [{"spun": "The firm stated final week.", "original": "The company said last week."}] * 3)
     info = ship_model(out / "final", tmp_path / "shipped", eval_pairs=pairs)
-    assert set(info["evaluation"]) >= {"guard", "no_guard"}
+    assert set(info["evaluation"]) >= {"guard", "no_guard", "torch"}
     card = (tmp_path / "shipped" / "README.md").read_text(encoding="utf-8")
-    assert "| metric | guard on | guard off |" in card
+    assert "| metric | torch fp32, guard on | torch fp32, guard off |" in card
+    # with CTranslate2 installed the shipped directory carries its int8 export, Restorer's CPU path
+    if (tmp_path / "shipped" / "ctranslate2").exists():
+        assert "CTranslate2 int8, guard on" in card and "ctranslate2" in info["evaluation"]
+        assert Restorer.from_pretrained(tmp_path / "shipped", device="cpu").backend == "ctranslate2"
     shipped = T5ForConditionalGeneration.from_pretrained(str(tmp_path / "shipped"))
     assert next(shipped.parameters()).dtype.is_floating_point
 

@@ -15,6 +15,7 @@ from typing import Any, get_type_hints
 from restorer.config import ConfigError
 
 ENV_PREFIX = "RESTORER_"
+BACKENDS = ("auto", "torch", "ctranslate2")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 
@@ -28,6 +29,7 @@ class ServeConfig:
     model: str | None = _opt(None, "model directory (default: the shipped model)")
     device: str = _opt("auto", "auto, cpu, cuda, cuda:N or mps")
     threads: int | None = _opt(None, "CPU threads for the model in each worker (default: torch's)")
+    backend: str = _opt("auto", "auto, torch or ctranslate2 (auto: the model's own int8 export on the CPU)")
     decode_batch_size: int = _opt(32, "sentences per forward pass of the model")
     guard: bool = _opt(True, "apply the faithfulness guard (--no-guard: the model's raw output)")
     min_confidence: float | None = _opt(None, "the guard's minimum edit confidence, 0-1 (default: 0.4)")
@@ -102,6 +104,8 @@ class ServeConfig:
             raise ConfigError(
                 f"{_where('min_confidence')} must be between 0 and 1, got {self.min_confidence}"
             )
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"{_where('backend')} must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(
                 f"{_where('log_level')} must be one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}"
