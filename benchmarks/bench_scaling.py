@@ -1,16 +1,16 @@
 """How decoding throughput scales with the batch size and the sentence length.
 
 Spun sentences from a pairs file are put in length buckets (words); each bucket is decoded
-whole at every batch size by ``Restorer`` with the guard off (the default copy-speculative
-decoder), and optionally by the CTranslate2 backend. Reported: sentences/s and output
+whole at every batch size by ``Restorer`` with the guard off, on the torch backend (the
+copy-speculative decoder) and on the CTranslate2 int8 backend. Reported: sentences/s and output
 tokens/s (end-of-sentence token included, as in bench_inference.py), and the gain over batch 1,
 as a markdown table on stdout and a small PNG plot.
 
     python benchmarks/bench_scaling.py --pairs runs/test_pairs_mixed.jsonl --threads 2
     python benchmarks/bench_scaling.py --pairs pairs.jsonl --ct2-dir ct2/ --png docs/scaling.png
 
-(``--ct2-dir``: a directory written by ``restorer export ctranslate2``; the plot needs
-matplotlib, in the ``dev`` extra.)
+(The CTranslate2 rows use the model's own int8 export, a ``--ct2-dir``, or a conversion into
+the cache; ``--no-ct2`` skips them. The plot needs matplotlib, in the ``dev`` extra.)
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ def load_buckets(pairs: Path, edges: Sequence[int], n: int, seed: int) -> list[B
 def load_restorer(backend: str, args: argparse.Namespace) -> Any:
     from restorer.inference import Restorer
 
-    path = args.ct2_dir if backend == "ctranslate2" else args.model
+    path = (args.ct2_dir or args.model) if backend == "ctranslate2" else args.model
     return Restorer.from_pretrained(
         path, device=args.device, threads=args.threads, guard=False, backend=backend
     )
@@ -131,7 +131,9 @@ def measure(restorer: Any, backend: str, bucket: Bucket, batch_size: int, repeat
 
 def run_grid(args: argparse.Namespace, buckets: list[Bucket], batch_sizes: list[int]) -> list[Row]:
     rows = []
-    for backend in ["torch"] + (["ctranslate2"] if args.ct2_dir else []):
+    from restorer.ct2 import available
+
+    for backend in ["torch"] + (["ctranslate2"] if available() and not args.no_ct2 else []):
         restorer = load_restorer(backend, args)
         for bucket in buckets:
             for bs in batch_sizes:
@@ -224,8 +226,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--pairs", required=True, help='pairs JSONL ({"spun", "original"} per line)')
     ap.add_argument("--model", default=None, help="model directory (default: the shipped model)")
     ap.add_argument(
-        "--ct2-dir", default=None, help="also measure this CTranslate2 export (restorer export ctranslate2)"
-    )
+        "--ct2-dir", default=None,
+        help="the CTranslate2 export to measure (default: the model's own, or one converted into the cache)",
+    )  # fmt: skip
+    ap.add_argument("--no-ct2", action="store_true", help="measure the torch backend only")
     ap.add_argument("--n", type=int, default=256, help="sentences per length bucket (default: 256)")
     ap.add_argument("--batch-sizes", default="1,4,16,32,64", help="comma-separated (default: 1,4,16,32,64)")
     ap.add_argument(
@@ -253,8 +257,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     buckets = load_buckets(Path(args.pairs), parse_ints(args.buckets, "--buckets"), args.n, args.seed)
     rows = run_grid(args, buckets, batch_sizes)
     model = Path(args.model).name if args.model else "shipped model"
-    title = f"{model}: {args.device}, {args.threads} thread(s), guard off, copy-speculative" + (
-        " / CTranslate2 (dashed)" if args.ct2_dir else ""
+    title = f"{model}: {args.device}, {args.threads} thread(s), guard off, torch copy-speculative" + (
+        " / CTranslate2 int8 (dashed)" if any(r.backend == "ctranslate2" for r in rows) else ""
     )
     print(f"{title}; up to {args.n} spun sentences per bucket from {args.pairs}\n")
     print(markdown_table(rows))
