@@ -147,6 +147,7 @@ def run_with_server(
                   "--max-wait-ms", str(args.max_wait_ms)]  # fmt: skip
     if args.threads:
         serve_args += ["--threads", str(args.threads)]
+    serve_args += ["--backend", args.backend]
     server = ServerProcess(serve_args)
     try:
         url = server.start(timeout=300)
@@ -195,6 +196,8 @@ def main() -> int:
     ap.add_argument("--max-batch-size", type=int, default=32, help="the batched run's setting (default: 32)")
     ap.add_argument("--max-wait-ms", type=float, default=5.0)
     ap.add_argument("--threads", type=int, default=None, help="the server's model threads")
+    ap.add_argument("--backend", default="auto", choices=("auto", "torch", "ctranslate2"),
+                    help="the server's backend (default: auto, CTranslate2 int8 on the CPU for the shipped model)")  # fmt: skip
     ap.add_argument("--json", default=None, help="also write the results here")
     args = ap.parse_args()
     if args.clients < 1 or args.seconds <= 0 or args.per_request < 1:
