@@ -118,7 +118,10 @@ def load_translator(path: Path, device: str = "cpu", threads: int | None = None)
     dev, index = (device.split(":") + ["0"])[:2] if device.startswith("cuda") else (device, "0")
     if dev not in ("cpu", "cuda"):
         raise ValueError(f"the CTranslate2 backend runs on cpu or cuda, not {device!r}")
-    if dev == "cpu":
+    compute_type = "default"
+    if dev == "cpu":  # the CPU computes int8 with float32 activations (fp16 would be converted, with a warning)
+        saved = _saved_quantization(path)
+        compute_type = "int8_float32" if saved.startswith("int8") else "float32" if saved else "default"
         # A model this small runs best data-parallel: each batch is split across ``threads``
         # one-thread replicas (benchmarks/bench_inference.py) rather than every matrix product
         # across the cores.
@@ -127,7 +130,7 @@ def load_translator(path: Path, device: str = "cpu", threads: int | None = None)
     else:
         inter, intra = 1, 0
     translator = ctranslate2.Translator(
-        str(path), device=dev, device_index=int(index), compute_type="default",
+        str(path), device=dev, device_index=int(index), compute_type=compute_type,
         inter_threads=inter, intra_threads=intra,
     )  # fmt: skip
     # A translator that has run a Python step callback and is still alive at interpreter exit
@@ -135,6 +138,14 @@ def load_translator(path: Path, device: str = "cpu", threads: int | None = None)
     # release its model first.
     atexit.register(translator.unload_model)
     return translator
+
+
+def _saved_quantization(path: Path) -> str:
+    """The quantization an export was written with ("" when unknown: not one of ours)."""
+    try:
+        return str(json.loads((path / MARKER).read_text(encoding="utf-8")).get("quantization", ""))
+    except (OSError, ValueError, AttributeError):
+        return ""
 
 
 def ct2_decode(
