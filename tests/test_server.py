@@ -619,3 +619,28 @@ def test_workers_share_one_metrics_view(tiny_model: Path) -> None:
         assert proc.stop(timeout=60) == 0
     finally:
         proc.close()
+
+
+def test_the_ctranslate2_backend_serves_and_stops_cleanly(
+    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CPU default for a model with an export: answers match Restorer's, SIGTERM exits 0."""
+    pytest.importorskip("ctranslate2")
+    from restorer.inference import Restorer
+
+    env = {**ENV, "RESTORER_CACHE": str(tmp_path / "cache")}
+    proc = ServerProcess(["--model", str(tiny_model), "--backend", "ctranslate2", "--threads", "1"], env=env)
+    try:
+        url = proc.start()
+        texts = ["The firm stated final week.", "Many people found a big change in the city.", ""]
+        with ThreadPoolExecutor(3) as pool:
+            answers = list(pool.map(lambda _: post(url, "/v1/restore", {"texts": texts}), range(3)))
+        monkeypatch.setenv("RESTORER_CACHE", str(tmp_path / "cache"))  # the server's conversion
+        local = Restorer.from_pretrained(tiny_model, device="cpu", threads=1, backend="ctranslate2")
+        assert local.backend == "ctranslate2"
+        for r in answers:
+            assert r.status_code == 200 and r.json()["texts"] == local.restore(texts)
+        assert proc.stop(timeout=60) == 0
+        assert "Traceback" not in proc.log_text() and "terminate called" not in proc.log_text()
+    finally:
+        proc.close()
