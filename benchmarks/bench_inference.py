@@ -47,7 +47,7 @@ def run_one(args: argparse.Namespace) -> None:
         from restorer.decoding import greedy_decode, speculative_decode
         from restorer.inference import Restorer
 
-        r = Restorer.from_pretrained(args.model, device="cpu", threads=args.threads)
+        r = Restorer.from_pretrained(args.model, device="cpu", threads=args.threads, backend="torch")
         fn = greedy_decode if args.decoder == "generate" else speculative_decode
 
         def count(module: object, a: tuple, kw: dict) -> None:  # one decoder pass: rows x positions

@@ -17,6 +17,7 @@ import math
 import os
 import shutil
 import tempfile
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -46,13 +47,42 @@ def available() -> bool:
 
 def bundled_export(model_dir: Path) -> Path | None:
     """The export inside a model directory (``DIR/ctranslate2``, written by ``restorer ship``
-    or ``restorer export ctranslate2 --model DIR``), if there is one."""
+    or ``restorer export ctranslate2 --model DIR``), if there is one and it was made from the
+    directory's current weights (an export left behind by weights replaced since is ignored)."""
     sub = model_dir / SUBDIR
-    return sub if is_ctranslate2_dir(sub) else None
+    if not is_ctranslate2_dir(sub):
+        return None
+    try:
+        made_from = json.loads((sub / MARKER).read_text(encoding="utf-8")).get("weights_sha256")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return sub if made_from and made_from == weights_digest(model_dir) else None
 
 
-def export_ctranslate2(model_dir: Path, output_dir: Path, quantization: str = "int8", force: bool = False) -> dict[str, Any]:
-    """Convert a ``save_pretrained`` T5 directory into a CTranslate2 directory."""
+WEIGHTS = ("model.safetensors", "pytorch_model.bin")
+HASHED = ("config.json", *WEIGHTS, "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+
+
+def weights_digest(model_dir: Path) -> str:
+    """sha256 over a model directory's configuration, weights and tokenizer files."""
+    if not (model_dir / "config.json").exists() or not any((model_dir / w).exists() for w in WEIGHTS):
+        raise ExportError(f"{model_dir} is not a restorer model directory (config.json and weights)")
+    digest = hashlib.sha256()
+    for name in HASHED:
+        f = model_dir / name
+        if f.exists():
+            digest.update(name.encode() + b"\0")
+            with f.open("rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(block)
+    return digest.hexdigest()
+
+
+def export_ctranslate2(
+    model_dir: Path, output_dir: Path, quantization: str = "int8", force: bool = False, source: Path | None = None
+) -> dict[str, Any]:
+    """Convert a ``save_pretrained`` T5 directory into a CTranslate2 directory (``source``: the
+    path to record as its origin, when ``model_dir`` is a temporary copy)."""
     try:
         from ctranslate2.converters import TransformersConverter
     except ImportError:
@@ -69,7 +99,8 @@ def export_ctranslate2(model_dir: Path, output_dir: Path, quantization: str = "i
 
     hf_logging.disable_progress_bar()
     TransformersConverter(str(model_dir), copy_files=files).convert(str(output_dir), quantization=quantization, force=True)
-    info = {"backend": "ctranslate2", "quantization": quantization, "source": str(model_dir)}
+    info = {"backend": "ctranslate2", "quantization": quantization, "source": str(source or model_dir),
+            "weights_sha256": weights_digest(model_dir)}  # fmt: skip
     (output_dir / MARKER).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     info["bytes"] = sum(p.stat().st_size for p in output_dir.iterdir())
     return info
@@ -87,15 +118,8 @@ def cached_export(model_dir: Path, quantization: str = "int8") -> Path:
     again. The conversion is written to a temporary folder and renamed into place, so an
     interrupted one leaves nothing half-written behind.
     """
-    digest = hashlib.sha256()
-    for name in ("config.json", "model.safetensors", "tokenizer.json"):
-        f = model_dir / name
-        if not f.exists():
-            raise ExportError(f"{model_dir} is not a restorer model directory (no {name})")
-        with f.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-    target = cache_root() / "ctranslate2" / f"{digest.hexdigest()[:16]}-{quantization}"
+    digest = weights_digest(model_dir)
+    target = cache_root() / "ctranslate2" / f"{digest[:16]}-{quantization}"
     if is_ctranslate2_dir(target):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -125,7 +149,7 @@ def load_translator(path: Path, device: str = "cpu", threads: int | None = None)
         # A model this small runs best data-parallel: each batch is split across ``threads``
         # one-thread replicas (benchmarks/bench_inference.py) rather than every matrix product
         # across the cores.
-        cores = threads or os.cpu_count() or 1
+        cores = threads or cpu_cores()
         inter, intra = (cores, 1) if CPU_PARALLEL == "inter" else (1, cores)
     else:
         inter, intra = 1, 0
@@ -133,11 +157,29 @@ def load_translator(path: Path, device: str = "cpu", threads: int | None = None)
         str(path), device=dev, device_index=int(index), compute_type=compute_type,
         inter_threads=inter, intra_threads=intra,
     )  # fmt: skip
-    # A translator that has run a Python step callback and is still alive at interpreter exit
-    # aborts the process ("terminate called without an active exception", CTranslate2 4.8):
-    # release its model first.
-    atexit.register(translator.unload_model)
+    _LIVE.add(translator)
     return translator
+
+
+# A translator that has run a Python step callback and is still alive at interpreter exit aborts
+# the process ("terminate called without an active exception", CTranslate2 4.8): the live ones
+# release their models first. A weak set, so that translators dropped earlier are freed.
+_LIVE: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+@atexit.register
+def _unload_live_translators() -> None:
+    for translator in list(_LIVE):
+        translator.unload_model()
+
+
+def cpu_cores() -> int:
+    """The cores this process may run on (CPU affinity, e.g. a container's share), at most 16."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    return max(1, min(n, 16))
 
 
 def _saved_quantization(path: Path) -> str:

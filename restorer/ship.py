@@ -49,22 +49,25 @@ def ship_model(
         if (src / name).exists():
             shutil.copy2(src / name, tmp / name)
     if ctranslate2 and ct2_available():  # the fast CPU path of Restorer (backend auto)
-        export_ctranslate2(tmp, tmp / SUBDIR, "int8", force=True)
+        export_ctranslate2(tmp, tmp / SUBDIR, "int8", force=True, source=dst)
     if dst.exists():
         shutil.rmtree(dst)
     tmp.rename(dst)
-    size = sum(p.stat().st_size for p in dst.rglob("*") if p.is_file())
-    info = {"to": str(dst), "bytes": size, "weights_bytes": (dst / "model.safetensors").stat().st_size}
-    if (dst / SUBDIR).exists():
-        info["ctranslate2_bytes"] = sum(p.stat().st_size for p in (dst / SUBDIR).iterdir())
+    card = dst / "README.md"
     if note:
-        card = dst / "README.md"
         text = card.read_text(encoding="utf-8") if card.exists() else ""
         card.write_text(text.rstrip("\n") + "\n\n## Notes\n\n" + note.strip() + "\n", encoding="utf-8")
     ship_info: dict[str, Any] = {"source": str(src), "dtype": "float16"}
+    info: dict[str, Any] = {"to": str(dst)}
     if eval_pairs is not None:
         ship_info["evaluation"] = info["evaluation"] = evaluate_shipped(dst, eval_pairs, eval_limit)
     (dst / "ship_info.json").write_text(json.dumps(ship_info, indent=2) + "\n")
+    if (dst / SUBDIR).exists():
+        if card.exists():  # the export carries the final card
+            shutil.copy2(card, dst / SUBDIR / "README.md")
+        info["ctranslate2_bytes"] = sum(p.stat().st_size for p in (dst / SUBDIR).iterdir())
+    info["bytes"] = sum(p.stat().st_size for p in dst.rglob("*") if p.is_file())
+    info["weights_bytes"] = (dst / "model.safetensors").stat().st_size
     return info
 
 
@@ -78,7 +81,7 @@ def evaluate_shipped(model_dir: Path, pairs_path: Path, limit: int = 0) -> dict[
     if limit:
         pairs = pairs[:limit]
     ev: dict[str, Any] = {"pairs": str(pairs_path), "n": len(pairs)}
-    backends = ["torch"] + (["ctranslate2"] if (model_dir / SUBDIR).exists() else [])
+    backends = ["torch"] + (["ctranslate2"] if (model_dir / SUBDIR).exists() and ct2_available() else [])
     for backend in backends:
         r = Restorer.from_pretrained(model_dir, device="cpu", backend=backend)
         ev[backend] = evaluate_pairs(r, pairs, both=True)

@@ -96,3 +96,31 @@ def test_cli_export_and_restore_with_the_backend(tiny_model: Path, tmp_path: Pat
     assert len(list((tmp_path / "cache" / "ctranslate2").iterdir())) == 1
     res = cli("restore", "--model", str(out), "--backend", "torch", stdin=text)
     assert res.returncode == 2 and "cannot run on the torch backend" in res.stderr
+
+
+def test_auto_uses_a_bundled_export_only_while_it_matches_the_weights(tiny_model: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from restorer.ct2 import SUBDIR, bundled_export, export_ctranslate2
+    from restorer.inference import Restorer
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    assert Restorer.from_pretrained(model, device="cpu").backend == "torch"
+    export_ctranslate2(model, model / SUBDIR, "int8")
+    assert bundled_export(model) == model / SUBDIR
+    assert Restorer.from_pretrained(model, device="cpu", threads=1).backend == "ctranslate2"
+    # a decoder asked for, or another device, keeps torch
+    assert Restorer.from_pretrained(model, device="cpu", decoder="greedy").backend == "torch"
+    # weights replaced after the export: the stale export is ignored
+    weights = model / "model.safetensors"
+    weights.write_bytes(weights.read_bytes() + b"")  # same bytes: still valid
+    assert bundled_export(model) is not None
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(weights)
+    name = next(iter(tensors))
+    tensors[name] = tensors[name] + 1
+    save_file(tensors, weights, metadata={"format": "pt"})
+    assert bundled_export(model) is None
+    assert Restorer.from_pretrained(model, device="cpu").backend == "torch"

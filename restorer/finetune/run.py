@@ -76,8 +76,9 @@ def evaluate_sets(model_dir: Path, sets: dict[str, list[dict[str, Any]]], cfg: R
     from restorer.evaluation import evaluate_pairs
     from restorer.inference import Restorer
 
+    # torch for the base and the fine-tuned model alike, so before and after compare the weights only
     r = Restorer.from_pretrained(model_dir, device=cfg.train.device, batch_size=cfg.train.eval_batch_size,
-                                 threads=cfg.train.threads or None)  # fmt: skip
+                                 threads=cfg.train.threads or None, backend="torch")  # fmt: skip
     out: dict[str, Any] = {}
     for name, pairs in sets.items():
         if pairs:

@@ -24,26 +24,30 @@ def run(config: ServeConfig) -> int:
     # uvicorn re-raises the signal it caught once it has shut down; this handler makes that a
     # clean exit (status 0) instead of death by SIGTERM.
     signal.signal(signal.SIGTERM, _stopped)
-    if config.workers > 1:
-        os.environ.update(config.to_env())  # the workers rebuild the configuration from it
-        metrics_dir, ours = _metrics_dir()
-        try:
+    multi = config.workers > 1
+    metrics_dir, ours = _metrics_dir(multi)  # several workers, or a folder given by the environment
+    try:
+        if multi:
+            os.environ.update(config.to_env())  # the workers rebuild the configuration from it
             uvicorn.run("restorer.serving.app:app_from_env", factory=True, workers=config.workers, **options)
-        finally:
-            if ours:
-                shutil.rmtree(metrics_dir, ignore_errors=True)
-    else:
-        from restorer.serving.app import create_app
+        else:
+            from restorer.serving.app import create_app
 
-        uvicorn.run(create_app(config), **options)
+            uvicorn.run(create_app(config), **options)
+    finally:
+        if ours and metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+            os.environ.pop(MULTIPROC_ENV, None)
     return 0
 
 
-def _metrics_dir() -> tuple[Path, bool]:
+def _metrics_dir(multi: bool) -> tuple[Path | None, bool]:
     """The folder where the workers' metrics meet: ``PROMETHEUS_MULTIPROC_DIR`` if set (emptied of
-    an earlier run's files, as prometheus_client requires), else a fresh temporary folder (ours to
-    remove). Returns the folder and whether we made it."""
+    an earlier run's files, as prometheus_client requires), else, for several workers, a fresh
+    temporary folder (ours to remove), else None. Returns the folder and whether we made it."""
     given = os.environ.get(MULTIPROC_ENV)
+    if not given and not multi:
+        return None, False
     if given:
         folder = Path(given)
         folder.mkdir(parents=True, exist_ok=True)
