@@ -401,7 +401,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-guard", action="store_true", help="use the model's output as is, without the guard")
     p.add_argument(
         "--min-confidence", type=float, default=None, metavar="X",
-        help="the guard keeps an edit only when the model's confidence is at least X (0-1; default: 0.4)",
+        help="the guard keeps an edit only when the model's confidence is at least X (0-1; default: 0.5)",
     )  # fmt: skip
     p.add_argument(
         "--backend", choices=("auto", "torch", "ctranslate2"), default="auto",

@@ -44,10 +44,10 @@ _WORDY_RE = re.compile(r"\w")
 
 @dataclass
 class GuardConfig:
-    """Thresholds of the faithfulness guard (defaults chosen on the valid set: docs/guard.md)."""
+    """Thresholds of the faithfulness guard (defaults chosen on the valid set: docs/restore.md)."""
 
     enabled: bool = True
-    min_confidence: float = 0.4
+    min_confidence: float = 0.5
     max_edit_words: int = 4  # per side of one edit; spinner phrases are at most about 4 words
     max_changed_share: float = 0.6  # a sentence rewritten beyond this share is left as it was
     protect_numbers: bool = True
