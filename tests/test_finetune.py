@@ -162,7 +162,7 @@ def test_packaged_defaults_are_configs_finetune_yaml() -> None:
 
     cfg = finetune_config(None)
     assert cfg == load_config(ROOT / "configs" / "finetune.yaml")
-    assert cfg.train.lr == 2e-4 and cfg.train.eval_every == 100 and cfg.train.checkpoint_minutes == 5
+    assert cfg.train.lr == 5e-5 and cfg.train.eval_every == 100 and cfg.train.checkpoint_minutes == 5
 
 
 # ----------------------------------------------------------------------------- end to end
