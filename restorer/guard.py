@@ -196,6 +196,18 @@ def _repeats_source(edit: Edit, sentence: str) -> bool:
     return n >= 2 and any(words[k : k + n] == ins for k in range(len(words) - n + 1))
 
 
+def _stutters(edit: Edit) -> bool:
+    """A word that comes back with its own ending repeated ("Reading" -> "Readinging."): a
+    runaway decode inside a word, not an inflection (which never repeats the word's end)."""
+    src = [w for w in WORD_RE.findall(edit.original) if _WORDY_RE.search(w)]
+    out = [w for w in WORD_RE.findall(edit.replacement) if _WORDY_RE.search(w)]
+    if len(src) != 1 or len(out) != 1:
+        return False
+    a, b = src[0].lower(), out[0].lower()
+    extra = b[len(a) :]
+    return b.startswith(a) and len(extra) >= 2 and a.endswith(extra)
+
+
 def _reject(edit: Edit, sentence: str, cfg: GuardConfig, protected: list[tuple[int, int]],
             is_name: Callable[[str, bool], bool]) -> str:  # fmt: skip
     """The reason to keep the input's words for ``edit``, or ``""`` to accept it."""
@@ -205,7 +217,7 @@ def _reject(edit: Edit, sentence: str, cfg: GuardConfig, protected: list[tuple[i
     n_out = len(WORD_RE.findall(edit.replacement))
     if n_src > cfg.max_edit_words or n_out > cfg.max_edit_words:
         return "rewrites too much"
-    if not edit.original.strip() and _repeats_source(edit, sentence):
+    if (not edit.original.strip() and _repeats_source(edit, sentence)) or _stutters(edit):
         return "repetition"
     if not (edit.original.strip() and edit.replacement.strip()) and not _WORDY_RE.search(
         edit.original + edit.replacement

@@ -145,3 +145,12 @@ def test_small_ordinals_turn_back_into_words() -> None:
         "In the second grade."
     )
     assert guard_sentence("In the 2nd grade.", decoded("In the 3rd grade."), cfg, never_a_name).text == "In the 2nd grade."
+
+
+def test_a_word_that_repeats_its_own_ending_is_rejected() -> None:
+    src = "A New Approach to Reading"
+    g = guard_sentence(src, decoded("A New Approach to Readinging."), GuardConfig(min_confidence=0.0))
+    assert g.text == src and [e.reason for e in g.edits] == ["repetition"]
+    # an inflection does not repeat the word's end: it stays an edit the guard may accept
+    g = guard_sentence("They walk home.", decoded("They walked home."), GuardConfig(min_confidence=0.0))
+    assert g.text == "They walked home."
