@@ -157,9 +157,10 @@ class Restorer:
         dev = resolve_device(device)
         if backend == "auto":
             backend = "ctranslate2" if is_ct2 else "torch"
-            bundled = bundled_export(model_dir)
-            if not is_ct2 and bundled is not None and dev == "cpu" and decoder is None and ct2_available():
-                backend, model_dir, is_ct2 = "ctranslate2", bundled, True
+            if not is_ct2 and dev == "cpu" and decoder is None and ct2_available():
+                bundled = bundled_export(model_dir)  # hashes the weights: only when it could be used
+                if bundled is not None:
+                    backend, model_dir, is_ct2 = "ctranslate2", bundled, True
         if backend == "torch" and is_ct2:
             raise ValueError(f"{model_dir} is a CTranslate2 export; it cannot run on the torch backend")
         if backend == "ctranslate2" and not is_ct2:  # convert once (int8), then reuse the cached export

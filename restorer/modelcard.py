@@ -12,6 +12,12 @@ def _fmt(v: Any) -> str:
     return f"{v:.4f}" if isinstance(v, float) else str(v)
 
 
+def front_matter(tags: list[str]) -> list[str]:
+    """The Hugging Face card metadata block every restorer model card starts with."""
+    return ["---", "library_name: transformers", "pipeline_tag: text2text-generation", "language: en",
+            "license: apache-2.0", f"tags: [{', '.join(tags)}]", "---"]  # fmt: skip
+
+
 def write_model_card(model_dir: Path, cfg: RunConfig, info: dict[str, Any], extra: str = "") -> None:
     best = info.get("best") or {}
     final = info.get("final") or {}
@@ -19,13 +25,7 @@ def write_model_card(model_dir: Path, cfg: RunConfig, info: dict[str, Any], extr
     mc, tc, dc = cfg.model, cfg.train, cfg.data
     hours = info.get("train_seconds", 0) / 3600
     lines = [
-        "---",
-        "library_name: transformers",
-        "pipeline_tag: text2text-generation",
-        "language: en",
-        "license: apache-2.0",
-        "tags: [restorer, spun-text, t5]",
-        "---",
+        *front_matter(["restorer", "spun-text", "t5"]),
         "",
         "# restorer model",
         "",

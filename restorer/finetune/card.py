@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from restorer.config import RunConfig
+from restorer.modelcard import front_matter
 
 METRICS = ("repaired", "exact", "clean_changed")
 SETS = {"new": "new style (held out)", "base": "base style (valid sample)"}
@@ -74,13 +75,7 @@ def write_finetune_card(model_dir: Path, cfg: RunConfig, info: dict[str, Any]) -
     base_info = info.get("base_info") or {}
     best = tr.get("best") or {}
     lines = [
-        "---",
-        "library_name: transformers",
-        "pipeline_tag: text2text-generation",
-        "language: en",
-        "license: apache-2.0",
-        "tags: [restorer, spun-text, t5, fine-tuned]",
-        "---",
+        *front_matter(["restorer", "spun-text", "t5", "fine-tuned"]),
         "",
         "# restorer model, fine-tuned on a new spinner style",
         "",
