@@ -55,9 +55,11 @@ def run_one(args: argparse.Namespace) -> None:
             work["passes"] += 1
             work["positions"] += int(shape[0] * shape[1])
 
-        r.model.get_decoder().register_forward_pre_hook(count, with_kwargs=True)
+        r.model.get_decoder().register_forward_pre_hook(count, with_kwargs=True)  # generate's passes
 
         def decode(xs: list[str]) -> list:
+            if fn is speculative_decode:  # runs the decoder's layers itself and counts its own passes
+                return fn(r.model, r.tokenizer, xs, args.batch_size, with_scores=False, stats=work)
             return fn(r.model, r.tokenizer, xs, args.batch_size, with_scores=False)
 
     decode(sents[:16])  # warm-up

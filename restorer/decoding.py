@@ -189,33 +189,6 @@ def _draft(src: list[int], out: list[int], ptr: int, k: int) -> tuple[list[int],
     return [], ptr
 
 
-def _realign(cache: Any, valid: list[int], pads: list[int]) -> list[int]:
-    """Keep ``valid[r]`` decoder positions of each row, right-aligned (left padding).
-
-    Row ``r``'s valid positions are ``pads[r] .. pads[r] + valid[r] - 1`` of the current
-    self-attention cache. T5's position bias depends only on the distance between query and
-    key, so rows whose newest tokens share the last column see exactly the distances they
-    would see alone. Returns the new left pads.
-    """
-    import torch
-
-    width = max(valid)
-    new_pads = [width - v for v in valid]
-    layers = cache.self_attention_cache.layers
-    device = layers[0].keys.device
-    index = torch.zeros((len(valid), width), dtype=torch.long)
-    for r, (v, p) in enumerate(zip(valid, pads, strict=True)):
-        if v:
-            index[r, width - v :] = torch.arange(p, p + v)
-    index = index.to(device)
-    for layer in layers:
-        h, dk = layer.keys.shape[1], layer.keys.shape[3]
-        gather = index[:, None, :, None].expand(-1, h, -1, dk)
-        layer.keys = layer.keys.gather(2, gather)
-        layer.values = layer.values.gather(2, gather)
-    return new_pads
-
-
 def speculative_decode(
     model: Any,
     tokenizer: Any,
@@ -223,90 +196,25 @@ def speculative_decode(
     batch_size: int = 32,
     max_new_tokens: int = 128,
     with_scores: bool = True,
-    draft_len: int = 10,
+    draft_len: int = 6,
+    stats: dict[str, int] | None = None,
 ) -> list[Decoded]:
     """Greedy decoding, sped up by drafting tokens copied from the source.
 
-    Each decoder pass feeds every sequence its last token plus a drafted continuation; the
-    model's greedy choice at every drafted position comes out of that one pass, the longest
-    prefix of the draft that matches is accepted together with the model's own next token,
-    and each row of the KV cache keeps exactly its accepted positions (rows are re-aligned to
-    the right, with left padding masked out). Tokens are only ever the model's argmax, so the
-    output is greedy decoding's (up to floating-point near-ties). Batching, length caps and
-    the end of sequences are those of :func:`greedy_decode`.
+    Each decoder pass feeds every sequence its last token plus a drafted continuation
+    (:func:`_draft`); the model's greedy choice at every drafted position comes out of that one
+    pass, the longest prefix of the draft that matches is accepted together with the model's
+    own next token, and each row keeps exactly its accepted positions in the KV cache. Tokens
+    are only ever the model's argmax, so the output is greedy decoding's (up to floating-point
+    near-ties). Batching, length caps and the end of sequences are those of
+    :func:`greedy_decode`. The passes run on :class:`restorer.lean.LeanT5`; ``stats`` (if
+    given) gets the number of decoder ``passes`` and ``positions`` computed added to it.
     """
-    import torch
-    from transformers.cache_utils import DynamicCache, EncoderDecoderCache
+    from restorer.lean import LeanT5
 
-    device = next(model.parameters()).device
-    pad = tokenizer.pad_token_id
-    eos = tokenizer.eos_token_id
-    start = model.config.decoder_start_token_id
-    results: list[Decoded | None] = [None] * len(texts)
-    encoder = model.get_encoder()
-    with torch.inference_mode():
-        for idx, src, cap in length_batches(tokenizer, texts, batch_size, max_new_tokens):
-            ids, mask = padded(src, pad, device)
-            hidden = encoder(input_ids=ids, attention_mask=mask).last_hidden_state
-            outs: list[list[int]] = [[] for _ in idx]  # generated tokens (no start token)
-            probs: list[list[float]] = [[] for _ in idx]
-            ptrs = [0] * len(idx)
-            active = list(range(len(idx)))  # batch rows still decoding
-            pads: list[int] = [0] * len(idx)  # left padding of each active row in the cache
-            cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
-            while active:
-                width_c = cache.get_seq_length()
-                drafts: list[list[int]] = []
-                for r in active:
-                    room = cap - len(outs[r]) - 1  # the model's own token takes the last slot
-                    d, ptrs[r] = _draft(src[r], outs[r], ptrs[r], min(draft_len, room))
-                    drafts.append(d)
-                width = 1 + max(len(d) for d in drafts)
-                dec = torch.full((len(active), width), pad, dtype=torch.long)
-                for k, r in enumerate(active):
-                    dec[k, : 1 + len(drafts[k])] = torch.tensor([outs[r][-1] if outs[r] else start, *drafts[k]])
-                dmask = torch.ones((len(active), width_c + width), dtype=torch.long)
-                for k, p in enumerate(pads):
-                    dmask[k, :p] = 0
-                sel = torch.tensor(active, device=device)
-                logits = model(
-                    encoder_outputs=(hidden[sel],),
-                    attention_mask=mask[sel],
-                    decoder_input_ids=dec.to(device),
-                    decoder_attention_mask=dmask.to(device),
-                    past_key_values=cache,
-                    use_cache=True,
-                ).logits
-                best = logits.argmax(-1).tolist()
-                logp = torch.log_softmax(logits.float(), -1) if with_scores else None
-                still: list[int] = []
-                valid: list[int] = []
-                for k, r in enumerate(active):
-                    d = drafts[k]
-                    done = False
-                    accepted = 0
-                    for a in range(len(d) + 1):
-                        t = best[k][a]
-                        outs[r].append(t)
-                        if logp is not None:
-                            probs[r].append(float(logp[k, a, t].exp()))
-                        if t == eos or len(outs[r]) >= cap:
-                            done = True
-                            break
-                        if a == len(d) or t != d[a]:
-                            break
-                        accepted += 1
-                    ptrs[r] += accepted
-                    if done:
-                        results[idx[r]] = finish(tokenizer, outs[r], probs[r] if with_scores else None)
-                    else:
-                        still.append(k)
-                        # the cache keeps the fed last token and the accepted draft
-                        valid.append(width_c - pads[k] + 1 + accepted)
-                if not still:
-                    break
-                if len(still) < len(active):
-                    cache.batch_select_indices(torch.tensor(still, device=device))
-                pads = _realign(cache, valid, [pads[k] for k in still])
-                active = [active[k] for k in still]
-    return [d for d in results if d is not None]
+    runtime = LeanT5(model)
+    out = runtime.decode(tokenizer, texts, batch_size, max_new_tokens, with_scores, draft_len)
+    if stats is not None:
+        stats["passes"] = stats.get("passes", 0) + runtime.passes
+        stats["positions"] = stats.get("positions", 0) + runtime.positions
+    return out
