@@ -21,7 +21,9 @@ from pathlib import Path
 
 # ctranslate2-int8 splits each batch across one-thread replicas (the backend's CPU default);
 # ctranslate2-int8-intra runs one replica with all the threads, for comparison
-DECODERS = ("generate", "speculative", "ctranslate2-int8", "ctranslate2-int8-intra")
+# speculative decodes as many batches at once as there are threads, each on one thread (the
+# torch backend's CPU default); speculative-intra decodes one batch at a time on all threads
+DECODERS = ("generate", "speculative", "speculative-intra", "ctranslate2-int8", "ctranslate2-int8-intra")
 
 
 def run_one(args: argparse.Namespace) -> None:
@@ -49,6 +51,7 @@ def run_one(args: argparse.Namespace) -> None:
 
         r = Restorer.from_pretrained(args.model, device="cpu", threads=args.threads, backend="torch")
         fn = greedy_decode if args.decoder == "generate" else speculative_decode
+        workers = args.threads if args.decoder == "speculative" else 1
 
         def count(module: object, a: tuple, kw: dict) -> None:  # one decoder pass: rows x positions
             shape = (kw.get("input_ids") if kw.get("input_ids") is not None else a[0]).shape
@@ -59,7 +62,7 @@ def run_one(args: argparse.Namespace) -> None:
 
         def decode(xs: list[str]) -> list:
             if fn is speculative_decode:  # runs the decoder's layers itself and counts its own passes
-                return fn(r.model, r.tokenizer, xs, args.batch_size, with_scores=False, stats=work)
+                return fn(r.model, r.tokenizer, xs, args.batch_size, with_scores=False, stats=work, workers=workers)
             return fn(r.model, r.tokenizer, xs, args.batch_size, with_scores=False)
 
     decode(sents[:16])  # warm-up

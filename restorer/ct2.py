@@ -198,8 +198,27 @@ def ct2_decode(
     max_new_tokens: int = 128,
     with_scores: bool = True,
 ) -> list[Decoded]:
-    """Greedy decoding with CTranslate2, batched by length like ``greedy_decode``."""
+    """Greedy decoding with CTranslate2, batched by length like ``greedy_decode``.
+
+    Batches are queued asynchronously, a few ahead of the one being read: every replica stays
+    busy while Python turns finished batches into ``Decoded`` results, and a replica done with
+    its part of one batch goes on to the next instead of waiting for the others.
+    """
+    from collections import deque
+
     out: list[Decoded | None] = [None] * len(texts)
+    split = max(1, translator.num_translators)
+    ahead = 2 * split + 1  # batches in flight
+    queue: deque[tuple[list[int], list[list[float]], list[Any]]] = deque()
+
+    def collect() -> None:
+        idx, logps, res = queue.popleft()
+        for r, i in enumerate(idx):
+            ids = tokenizer.convert_tokens_to_ids(res[r].result().hypotheses[0])
+            # the callback also reports the end token: the first len(ids) values are the tokens'
+            probs = [math.exp(x) for x in logps[r][: len(ids)]] if with_scores else None
+            out[i] = finish(tokenizer, ids, probs)
+
     for idx, rows, cap in length_batches(tokenizer, texts, batch_size, max_new_tokens):
         src = [tokenizer.convert_ids_to_tokens(r) for r in rows]
         logps: list[list[float]] = [[] for _ in rows]
@@ -208,14 +227,13 @@ def ct2_decode(
             logps[s.batch_id].append(s.log_prob)
             return False  # keep decoding
 
-        split = -(-len(src) // max(1, translator.num_translators))  # one part per replica
         res = translator.translate_batch(
-            src, max_batch_size=split, beam_size=1, max_decoding_length=cap,
-            return_scores=with_scores, callback=step if with_scores else None,
+            src, max_batch_size=-(-len(src) // split), beam_size=1, max_decoding_length=cap,
+            return_scores=with_scores, callback=step if with_scores else None, asynchronous=True,
         )  # fmt: skip
-        for r, i in enumerate(idx):
-            ids = tokenizer.convert_tokens_to_ids(res[r].hypotheses[0])
-            # the callback also reports the end token: the first len(ids) values are the tokens'
-            probs = [math.exp(x) for x in logps[r][: len(ids)]] if with_scores else None
-            out[i] = finish(tokenizer, ids, probs)
+        queue.append((idx, logps, res))
+        if len(queue) >= ahead:
+            collect()
+    while queue:
+        collect()
     return [d for d in out if d is not None]

@@ -41,16 +41,23 @@ class Decoded:
 def token_char_spans(tokenizer: Any, ids: Sequence[int], text: str) -> list[tuple[int, int]]:
     """Character span of every token of ``ids`` in ``text == decode(ids)``.
 
-    Prefix decodes give each token's end; byte-fallback tokens that only make sense together
-    (one UTF-8 character split over several byte tokens) are clamped to stay monotonic.
+    Each token ends where the decode of the ids up to it ends. When the pieces spell the text
+    directly (SentencePiece pieces with ``▁`` for a space, no byte-fallback tokens: nearly every
+    sentence) those ends are the pieces' running lengths; otherwise they come from prefix
+    decodes, and byte-fallback tokens that only make sense together (one UTF-8 character split
+    over several byte tokens) are clamped to stay monotonic. A token's leading space belongs to
+    the gap before it, not to its span.
     """
     if not ids:
         return []
-    prefixes = tokenizer.batch_decode([list(ids[: i + 1]) for i in range(len(ids))], skip_special_tokens=True)
+    ends = _piece_ends(tokenizer, ids, text)
+    if ends is None:
+        prefixes = tokenizer.batch_decode([list(ids[: i + 1]) for i in range(len(ids))], skip_special_tokens=True)
+        ends = [len(p) for p in prefixes]
     spans: list[tuple[int, int]] = []
     prev = 0
-    for p in prefixes:
-        end = min(max(len(p), prev), len(text))
+    for e in ends:
+        end = min(max(e, prev), len(text))
         start = prev
         # a piece that begins with a word boundary contributes its leading space: skip it
         while start < end and text[start].isspace():
@@ -58,6 +65,24 @@ def token_char_spans(tokenizer: Any, ids: Sequence[int], text: str) -> list[tupl
         spans.append((min(start, end), end))
         prev = end
     return spans
+
+
+def _piece_ends(tokenizer: Any, ids: Sequence[int], text: str) -> list[int] | None:
+    """Running text lengths of the pieces of ``ids``, if the pieces spell ``text`` exactly
+    (``▁`` read as a space, the one leading space dropped as the decoder drops it)."""
+    pieces = tokenizer.convert_ids_to_tokens(list(ids))
+    if any(p is None or (p.startswith("<0x") and p.endswith(">")) for p in pieces):
+        return None
+    ends: list[int] = []
+    total = 0
+    for p in pieces:
+        total += len(p)
+        ends.append(total)
+    joined = "".join(pieces).replace("\u2581", " ")
+    shift = 1 if joined.startswith(" ") else 0
+    if joined[shift:] != text:
+        return None
+    return [max(e - shift, 0) for e in ends]
 
 
 def length_batches(
@@ -198,6 +223,7 @@ def speculative_decode(
     with_scores: bool = True,
     draft_len: int = 6,
     stats: dict[str, int] | None = None,
+    workers: int = 1,
 ) -> list[Decoded]:
     """Greedy decoding, sped up by drafting tokens copied from the source.
 
@@ -209,11 +235,12 @@ def speculative_decode(
     near-ties). Batching, length caps and the end of sequences are those of
     :func:`greedy_decode`. The passes run on :class:`restorer.lean.LeanT5`; ``stats`` (if
     given) gets the number of decoder ``passes`` and ``positions`` computed added to it.
+    ``workers`` > 1 decodes that many batches at once on the CPU, each on one thread.
     """
     from restorer.lean import LeanT5
 
     runtime = LeanT5(model)
-    out = runtime.decode(tokenizer, texts, batch_size, max_new_tokens, with_scores, draft_len)
+    out = runtime.decode(tokenizer, texts, batch_size, max_new_tokens, with_scores, draft_len, workers=workers)
     if stats is not None:
         stats["passes"] = stats.get("passes", 0) + runtime.passes
         stats["positions"] = stats.get("positions", 0) + runtime.positions

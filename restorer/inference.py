@@ -235,6 +235,12 @@ class Restorer:
 
             return ct2_decode(self.translator, self.tokenizer, pieces, self.batch_size, self.max_new_tokens)
         decode = DECODERS[self.decoder]
+        if self.decoder == "speculative" and self.device == "cpu":
+            import torch
+
+            # one batch per core at a time, each on one thread (benchmarks/bench_inference.py)
+            workers = torch.get_num_threads()
+            return speculative_decode(self.model, self.tokenizer, pieces, self.batch_size, self.max_new_tokens, workers=workers)
         return decode(self.model, self.tokenizer, pieces, self.batch_size, self.max_new_tokens)
 
     @property

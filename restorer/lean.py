@@ -21,6 +21,7 @@ is greedy decoding's (tests compare the two on the tiny and on the shipped model
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -55,6 +56,7 @@ class LeanT5:
         self.device = next(p for p in model.parameters()).device
         self.dtype = self.embed.weight.dtype
         self.neg = torch.finfo(self.dtype).min
+        self._lock = threading.Lock()
         self.passes = 0  # decoder passes run
         self.positions = 0  # decoder positions computed (rows x width, summed over passes)
 
@@ -117,6 +119,7 @@ class LeanT5:
         ptrs = [0] * n
         rows = list(range(n))  # batch row of each tensor row
         done: list[bool] = [False] * n
+        passes = positions = 0
         while rows:
             drafts: list[list[int]] = []
             for r in rows:
@@ -139,8 +142,8 @@ class LeanT5:
                     dec[k, : 1 + len(drafts[k])] = torch.tensor([outs[r][-1] if outs[r] else self.start, *drafts[k]])
                     flat.extend(range(k * width, k * width + 1 + len(drafts[k])))
             real = torch.tensor(flat, device=self.device)
-            self.passes += 1
-            self.positions += len(flat)
+            passes += 1
+            positions += len(flat)
             pos = fed[:, None] + torch.arange(width, device=self.device)  # (a, width)
             span = int(pos.max()) + 1
             dist = pos[:, :, None] - torch.arange(span, device=self.device)  # query minus key
@@ -207,6 +210,9 @@ class LeanT5:
                 enc_bias = enc_bias.index_select(0, sel)
                 fed = fed.index_select(0, sel)
                 rows = [rows[k] for k in keep]
+        with self._lock:
+            self.passes += passes
+            self.positions += positions
         return [(outs[r], probs[r]) for r in range(n)]
 
     def decode(
@@ -218,16 +224,39 @@ class LeanT5:
         with_scores: bool = True,
         draft_len: int = 6,
         drafter: Drafter = _draft,
+        workers: int = 1,
     ) -> list[Decoded]:
-        """Greedy decoding of ``texts``, batched like :func:`restorer.decoding.greedy_decode`."""
+        """Greedy decoding of ``texts``, batched like :func:`restorer.decoding.greedy_decode`;
+        ``workers`` > 1 decodes that many batches at once on the CPU."""
         import torch
 
         results: list[Decoded | None] = [None] * len(texts)
-        with torch.inference_mode():
-            for idx, src, cap in length_batches(tokenizer, texts, batch_size, max_new_tokens):
+
+        def run(batch: tuple[list[int], list[list[int]], int]) -> None:
+            idx, src, cap = batch
+            with torch.inference_mode():  # thread-local: entered in the thread that decodes
                 got = self.decode_batch(
                     src, cap, tokenizer.eos_token_id, tokenizer.pad_token_id, draft_len, with_scores, drafter
                 )
-                for i, (toks, ps) in zip(idx, got, strict=True):
-                    results[i] = finish(tokenizer, toks, ps if with_scores else None)
+            for i, (toks, ps) in zip(idx, got, strict=True):
+                results[i] = finish(tokenizer, toks, ps if with_scores else None)
+
+        batches = length_batches(tokenizer, texts, batch_size, max_new_tokens)
+        if workers > 1 and self.device.type == "cpu":
+            # Data-parallel on the CPU: each thread decodes whole batches with one-thread
+            # kernels (which release the GIL), rather than every small matrix product being
+            # split over the cores.
+            from concurrent.futures import ThreadPoolExecutor
+
+            before = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                with ThreadPoolExecutor(workers) as pool:
+                    for _ in pool.map(run, batches):
+                        pass
+            finally:
+                torch.set_num_threads(before)
+        else:
+            for batch in batches:
+                run(batch)
         return [d for d in results if d is not None]
