@@ -63,3 +63,38 @@ def test_speculative_equals_greedy_on_the_shipped_model() -> None:
     greedy = greedy_decode(r.model, r.tokenizer, sents, 8)
     spec = speculative_decode(r.model, r.tokenizer, sents, 8)
     assert [g.text for g in greedy] == [s.text for s in spec]
+
+
+def _prefix_spans(tok: object, ids: list[int], text: str) -> list[tuple[int, int]]:
+    """The spans by prefix decodes alone (the slow reference of token_char_spans)."""
+    import restorer.decoding as d
+
+    original = d._piece_ends
+    d._piece_ends = lambda *a: None  # type: ignore[assignment]
+    try:
+        return d.token_char_spans(tok, ids, text)
+    finally:
+        d._piece_ends = original  # type: ignore[assignment]
+
+
+def test_token_spans_from_pieces_equal_the_prefix_decodes(tiny_model: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from restorer.decoding import _piece_ends, token_char_spans
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_model))
+    texts = [*_sentences(tiny_model), "  two  spaces", "Ünïcödé ß ½ and ☃ snow", "x"]
+    fast = 0
+    for s in texts:
+        ids = tok(s, add_special_tokens=False)["input_ids"]
+        text = tok.decode(ids, skip_special_tokens=True)
+        spans = token_char_spans(tok, ids, text)
+        assert spans == _prefix_spans(tok, ids, text), s
+        assert all(0 <= a <= b <= len(text) for a, b in spans)
+        assert all(not text[a:b].startswith(" ") for a, b in spans)
+        fast += _piece_ends(tok, ids, text) is not None
+    assert fast >= len(texts) // 2  # the fast path is the common one
+    # byte-fallback pieces (an emoji the tiny vocabulary lacks) take the prefix decodes
+    ids = tok("🙂", add_special_tokens=False)["input_ids"]
+    assert any(p.startswith("<0x") for p in tok.convert_ids_to_tokens(ids))
+    assert _piece_ends(tok, ids, tok.decode(ids)) is None
