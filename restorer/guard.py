@@ -47,7 +47,7 @@ class GuardConfig:
     """Thresholds of the faithfulness guard (defaults chosen on the valid set: docs/restore.md)."""
 
     enabled: bool = True
-    min_confidence: float = 0.5
+    min_confidence: float = 0.4
     max_edit_words: int = 4  # per side of one edit; spinner phrases are at most about 4 words
     max_changed_share: float = 0.6  # a sentence rewritten beyond this share is left as it was
     protect_numbers: bool = True

@@ -32,7 +32,7 @@ class ServeConfig:
     backend: str = _opt("auto", "auto, torch or ctranslate2 (auto: the model's own int8 export on the CPU)")
     decode_batch_size: int = _opt(32, "sentences per forward pass of the model")
     guard: bool = _opt(True, "apply the faithfulness guard (--no-guard: the model's raw output)")
-    min_confidence: float | None = _opt(None, "the guard's minimum edit confidence, 0-1 (default: 0.5)")
+    min_confidence: float | None = _opt(None, "the guard's minimum edit confidence, 0-1 (default: 0.4)")
     # the HTTP server
     host: str = _opt("127.0.0.1", "address to listen on")
     port: int = _opt(8080, "port to listen on (0: any free port)")
