@@ -16,7 +16,9 @@ model works the same way) with
 - probabilities only for the tokens that are kept.
 
 It computes what ``T5ForConditionalGeneration`` computes, in the same order, so its argmax
-is greedy decoding's (tests compare the two on the tiny and on the shipped model).
+is greedy decoding's (tests compare the two on the tiny and on the shipped model). In fp16 or
+bf16, ``transformers``' default SDPA attention kernel rounds differently, so near-ties can
+go the other way there.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any
 from restorer.decoding import Decoded, _draft, finish, length_batches, padded
 
 Drafter = Callable[[list[int], list[int], int, int], tuple[list[int], int]]
+_THREADS_LOCK = threading.Lock()  # held while ``workers`` > 1 has set torch to one thread
 
 
 class LeanT5:
@@ -64,11 +67,12 @@ class LeanT5:
         """Self-attention bias for query-to-key distances ``0..n-1``: (heads, n)."""
         import torch
 
-        if self._table is None or self._table.shape[1] < n:
+        table = self._table  # read once: another thread may widen it meanwhile
+        if table is None or table.shape[1] < n:
             distance = torch.arange(max(n, 256), device=self.device)
             bucket = self._bucket(-distance, bidirectional=False, num_buckets=self._buckets, max_distance=self._max_distance)
-            self._table = self._bias_emb(bucket).T.contiguous()
-        return self._table
+            table = self._table = self._bias_emb(bucket).T.contiguous()
+        return table
 
     def _clamp(self, x: Any) -> Any:
         """fp16 only: keep activations finite, as ``transformers``' T5 layers do."""
@@ -102,6 +106,8 @@ class LeanT5:
         import torch
 
         n = len(src)
+        if cap <= 0:  # no new tokens allowed
+            return [([], []) for _ in range(n)]
         ids, mask = padded(src, pad, self.device)
         hidden = self.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
         cross = []
@@ -248,14 +254,16 @@ class LeanT5:
             # split over the cores.
             from concurrent.futures import ThreadPoolExecutor
 
-            before = torch.get_num_threads()
-            torch.set_num_threads(1)
-            try:
-                with ThreadPoolExecutor(workers) as pool:
-                    for _ in pool.map(run, batches):
-                        pass
-            finally:
-                torch.set_num_threads(before)
+            # torch's thread count is process-wide: concurrent callers take turns
+            with _THREADS_LOCK:
+                before = torch.get_num_threads()
+                torch.set_num_threads(1)
+                try:
+                    with ThreadPoolExecutor(workers) as pool:
+                        for _ in pool.map(run, batches):
+                            pass
+                finally:
+                    torch.set_num_threads(before)
         else:
             for batch in batches:
                 run(batch)
