@@ -98,3 +98,29 @@ def test_token_spans_from_pieces_equal_the_prefix_decodes(tiny_model: Path) -> N
     ids = tok("🙂", add_special_tokens=False)["input_ids"]
     assert any(p.startswith("<0x") for p in tok.convert_ids_to_tokens(ids))
     assert _piece_ends(tok, ids, tok.decode(ids)) is None
+
+
+def test_speculative_with_parallel_batches_equals_greedy_and_restores_threads(tiny_model: Path) -> None:
+    import threading
+
+    import torch
+    from transformers import AutoTokenizer, T5ForConditionalGeneration
+
+    model = T5ForConditionalGeneration.from_pretrained(str(tiny_model)).eval()
+    tok = AutoTokenizer.from_pretrained(str(tiny_model))
+    texts = _sentences(tiny_model)
+    greedy = [d.text for d in greedy_decode(model, tok, texts, 8, max_new_tokens=48)]
+    before = torch.get_num_threads()
+    results: list[list[str]] = []
+
+    def run() -> None:  # several callers at once, each decoding 2 batches at a time
+        out = speculative_decode(model, tok, texts, 8, max_new_tokens=48, workers=2)
+        results.append([d.text for d in out])
+
+    callers = [threading.Thread(target=run) for _ in range(3)]
+    for t in callers:
+        t.start()
+    for t in callers:
+        t.join()
+    assert results == [greedy] * 3
+    assert torch.get_num_threads() == before
