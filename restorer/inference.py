@@ -234,14 +234,13 @@ class Restorer:
             from restorer.ct2 import ct2_decode
 
             return ct2_decode(self.translator, self.tokenizer, pieces, self.batch_size, self.max_new_tokens)
-        decode = DECODERS[self.decoder]
+        options: dict[str, Any] = {}
         if self.decoder == "speculative" and self.device == "cpu":
             import torch
 
             # one batch per core at a time, each on one thread (benchmarks/bench_inference.py)
-            workers = torch.get_num_threads()
-            return speculative_decode(self.model, self.tokenizer, pieces, self.batch_size, self.max_new_tokens, workers=workers)
-        return decode(self.model, self.tokenizer, pieces, self.batch_size, self.max_new_tokens)
+            options["workers"] = torch.get_num_threads()
+        return DECODERS[self.decoder](self.model, self.tokenizer, pieces, self.batch_size, self.max_new_tokens, **options)
 
     @property
     def backend(self) -> str:

@@ -114,7 +114,7 @@ class LeanT5:
         for block in self.blocks:
             att = block.layer[1].EncDecAttention
             cross.append((self._split(att.k(hidden), n), self._split(att.v(hidden), n)))
-        enc_bias = ((1 - mask[:, None, None, :].to(self.dtype)) * self.neg).to(self.dtype)
+        enc_bias = (1 - mask[:, None, None, :].to(self.dtype)) * self.neg  # 0 or the dtype's minimum
         width_cap = cap + draft_len + 2  # a finished row riding along still writes a full width
         shape = (n, self.heads, width_cap, self.d_kv)
         cache = [(hidden.new_zeros(shape), hidden.new_zeros(shape)) for _ in self.blocks]
