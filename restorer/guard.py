@@ -22,7 +22,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
@@ -82,13 +82,17 @@ class Edit:
     confidence: float
     accepted: bool = True
     reason: str = ""  # why a rejected edit was kept as it was
+    source: str = "seq2seq"  # the proposer: seq2seq, table, thesaurus or style
+    gain: float | None = None  # the LM judge's gain in nats (None: no judge)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if self.gain is None:  # the seq2seq tier's edits: the fields they always had
+            del d["gain"], d["source"]
+        return d
 
     def shifted(self, offset: int) -> Edit:
-        return Edit(self.start + offset, self.end + offset, self.original, self.replacement,
-                    self.confidence, self.accepted, self.reason)  # fmt: skip
+        return replace(self, start=self.start + offset, end=self.end + offset)
 
 
 @dataclass

@@ -90,6 +90,7 @@ class Restorer:
         guard: GuardConfig | bool | dict[str, Any] = True,
         max_input_tokens: int = 96,
         decoder: str = "speculative",
+        judge: Any = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -104,6 +105,7 @@ class Restorer:
         self.max_new_tokens = max_new_tokens
         self.max_input_tokens = max_input_tokens
         self.guard = self._guard_config(guard)
+        self.judge = judge  # a restorer.infer.pipeline.JudgeTier, or None: the seq2seq model alone
 
     @staticmethod
     def _guard_config(guard: GuardConfig | bool | dict[str, Any]) -> GuardConfig:
@@ -123,6 +125,7 @@ class Restorer:
         guard: GuardConfig | bool | dict[str, Any] = True,
         decoder: str | None = None,
         backend: str = "auto",
+        judge: str | None = "auto",
     ) -> Restorer:
         """Load a model directory (default: the shipped model).
 
@@ -135,7 +138,13 @@ class Restorer:
         (``$RESTORER_CACHE/ctranslate2``, default ``~/.cache/restorer``).
 
         ``decoder`` (torch backend): ``speculative`` (copy-speculative, the default) or ``greedy``
-        (plain ``generate``); both give the same outputs."""
+        (plain ``generate``); both give the same outputs.
+
+        ``judge``: ``auto`` uses the judge the model directory names in ``restorer.json`` (the
+        shipped model names SmolLM2-135M: proposals from the inverted spinner tables and the
+        seq2seq model, chosen by the LM); ``none`` restores with the seq2seq model alone; a
+        known LM name (``restorer models list``) or a directory of a causal LM uses that LM
+        with the default judge settings. The LM is fetched and cached on first use."""
         from transformers import AutoTokenizer
         from transformers.utils import logging as hf_logging
 
@@ -155,6 +164,7 @@ class Restorer:
             raise ValueError(f"unknown backend {backend!r}; use auto, torch or ctranslate2")
         is_ct2 = is_ctranslate2_dir(model_dir)
         dev = resolve_device(device)
+        tier = _load_judge(model_dir, judge, dev, threads)
         if backend == "auto":
             backend = "ctranslate2" if is_ct2 else "torch"
             if not is_ct2 and dev == "cpu" and decoder is None and ct2_available():
@@ -172,7 +182,7 @@ class Restorer:
             from restorer.ct2 import load_translator
 
             translator = load_translator(model_dir, dev, threads)
-            r = cls(None, tokenizer, dev, batch_size, guard=guard, decoder="greedy")
+            r = cls(None, tokenizer, dev, batch_size, guard=guard, decoder="greedy", judge=tier)
             r.translator = translator
             return r
         import torch
@@ -182,7 +192,7 @@ class Restorer:
             torch.set_num_threads(threads)
         model = T5ForConditionalGeneration.from_pretrained(str(model_dir), dtype=model_dtype(dev))
         model.to(dev).eval()
-        return cls(model, tokenizer, dev, batch_size, guard=guard, decoder=decoder or "speculative")
+        return cls(model, tokenizer, dev, batch_size, guard=guard, decoder=decoder or "speculative", judge=tier)
 
     # ------------------------------------------------------------------ sentences
     def _too_long(self, s: str) -> bool:
@@ -250,11 +260,14 @@ class Restorer:
         """Decode and guard stripped sentences: the text to output plus every edit."""
         from restorer.guard import guard_sentence
 
+        if self.judge is not None:
+            decodes = self.decode(sentences) if self.judge.use_seq2seq else None
+            return self.judge.explain(sentences, decodes, self.guard)
         return [guard_sentence(s, d, self.guard) for s, d in zip(sentences, self.decode(sentences), strict=True)]
 
     def restore_sentences(self, sentences: Sequence[str]) -> list[str]:
         """Restore stripped sentences; empty ones come back empty."""
-        if not self.guard.enabled:
+        if not self.guard.enabled and self.judge is None:
             return [d.text.strip() if s.strip() else s for s, d in zip(sentences, self.decode(sentences), strict=True)]
         return [g.text for g in self.explain_sentences(sentences)]
 
@@ -272,8 +285,8 @@ class Restorer:
             out.append(
                 Explanation(
                     text=splice(t, sp, [g.text for g in gs]),
-                    edits=[e for e in edits if e.accepted or not self.guard.enabled],
-                    rejected=[e for e in edits if not e.accepted and self.guard.enabled],
+                    edits=[e for e in edits if e.accepted or (not self.guard.enabled and self.judge is None)],
+                    rejected=[e for e in edits if not e.accepted and (self.guard.enabled or self.judge is not None)],
                     spin_score=spin_score(gs),
                     sentences=[
                         {"start": a, "end": b, "spin_score": g.spin_score} for (a, b), g in zip(sp, gs, strict=True)
@@ -305,6 +318,28 @@ class Restorer:
         if isinstance(text, str):
             return self.explain_documents([text])[0]
         return self.explain_documents(_check_list(text))
+
+
+def _load_judge(model_dir: Path, judge: str | None, device: str, threads: int | None) -> Any:
+    """The judge tier ``judge`` asks for (see ``Restorer.from_pretrained``), or None."""
+    if judge is None or judge == "none":
+        return None
+    from restorer.infer.pipeline import JudgeSpec, JudgeSpecError, JudgeTier, read_judge_spec
+
+    try:
+        if judge == "auto":
+            spec = read_judge_spec(model_dir)
+            if spec is None:
+                return None
+        else:
+            spec = JudgeSpec(lm=judge)
+    except JudgeSpecError as exc:
+        raise ValueError(str(exc)) from None
+    if device == "cpu" and threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    return JudgeTier.load(spec, device)
 
 
 def _check_list(text: Any) -> list[str]:

@@ -1,0 +1,187 @@
+"""The judge: choose among proposed edits with a pretrained causal LM.
+
+For each sentence the judge scores the sentence with and without each candidate edit. A
+candidate's *net* is its LM gain (nats) minus its cost: a change margin plus a prior that
+depends on where the candidate came from (an exact table row costs less than the tenth
+synonym of a thesaurus entry). The search over a sentence's edits is greedy and joint:
+
+1. **Pre-filter.** The base pass gives, for free, how much likelier each candidate's first
+   changed token is than the sentence's own token there. Only the ``keep`` best candidates
+   per sentence by that signal (minus their cost) are scored in full.
+2. **Score** the survivors exactly: the LM log-probability of the whole sentence with the
+   edit, minus that of the sentence without it (prefix KV reuse: ``restorer.infer.lm``).
+3. **Accept** the best non-overlapping candidates with a positive net, all at once.
+4. **Re-check** (``rounds`` > 1): against the sentence with the accepted edits, undo any
+   edit whose net is no longer positive and accept further candidates that now pay.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from restorer.infer.proposals import Candidate
+
+
+@dataclass
+class JudgeConfig:
+    """Costs (nats) and the search of the LM judge; defaults chosen on our valid split."""
+
+    margin: float = 1.0  # every edit must raise the sentence's log-probability by this much
+    table_cost: float = 0.0  # extra cost of an exact table row (spinner or style dictionary)
+    thesaurus_cost: float = 1.0  # extra cost of a thesaurus inverse ...
+    rank_cost: float = 0.1  # ... plus this per rank of the synonym in its head's list
+    seq2seq_cost: float = 0.5  # extra cost of an edit proposed only by the seq2seq model
+    keep: int = 8  # candidates per sentence scored in full after the pre-filter (0: all)
+    rounds: int = 2
+
+    def cost(self, c: Candidate) -> float:
+        extra = {
+            "table": self.table_cost,
+            "style": self.table_cost,
+            "seq2seq": self.seq2seq_cost,
+            "thesaurus": self.thesaurus_cost + self.rank_cost * c.rank,
+        }.get(c.source, self.thesaurus_cost)
+        return self.margin + extra
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> JudgeConfig:
+        d = dict(d or {})
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown judge setting(s): {', '.join(sorted(unknown))}")
+        return cls(**d)
+
+
+@dataclass
+class Verdict:
+    """The judge's decision on one candidate."""
+
+    candidate: Candidate
+    gain: float | None  # LM gain in nats (None: not scored in full)
+    cost: float
+    accepted: bool = False
+    reason: str = ""
+
+    @property
+    def net(self) -> float:
+        return -math.inf if self.gain is None else self.gain - self.cost
+
+    @property
+    def confidence(self) -> float:
+        n = self.net
+        return 0.0 if n == -math.inf else 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, n))))
+
+
+@dataclass
+class Judged:
+    """A sentence after the judge: the chosen edits and every verdict."""
+
+    sentence: str
+    verdicts: list[Verdict] = field(default_factory=list)
+
+    @property
+    def accepted(self) -> list[Candidate]:
+        return [v.candidate for v in self.verdicts if v.accepted]
+
+
+def apply(sentence: str, edits: Sequence[Candidate]) -> str:
+    out, pos = [], 0
+    for e in sorted(edits, key=lambda e: (e.start, e.end)):
+        out.append(sentence[pos : e.start])
+        out.append(e.replacement)
+        pos = e.end
+    out.append(sentence[pos:])
+    return "".join(out)
+
+
+class Judge:
+    """Chooses edits for many sentences at once with an ``LMScorer``."""
+
+    def __init__(self, scorer: Any, config: JudgeConfig | None = None, naive: bool = False) -> None:
+        self.scorer = scorer
+        self.cfg = config or JudgeConfig()
+        self.naive = naive  # score every variant in full (the reference for the fast path)
+
+    def judge(self, sentences: Sequence[str], candidates: Sequence[Sequence[Candidate]]) -> list[Judged]:
+        cfg = self.cfg
+        out = [Judged(s, [Verdict(c, None, cfg.cost(c)) for c in cs]) for s, cs in zip(sentences, candidates, strict=True)]
+        todo = [i for i, j in enumerate(out) if j.verdicts]
+        if not todo:
+            return out
+        # 1. pre-filter on the first changed token (free from the base pass)
+        survivors: dict[int, list[Verdict]] = {}
+        if cfg.keep and any(len(out[i].verdicts) > cfg.keep for i in todo):
+            firsts = self.scorer.first_gains([out[i].sentence for i in todo],
+                                             [[apply(out[i].sentence, [v.candidate]) for v in out[i].verdicts] for i in todo])  # fmt: skip
+            for i, fg in zip(todo, firsts, strict=True):
+                ranked = sorted(zip(out[i].verdicts, fg, strict=True), key=lambda x: -(x[1] - x[0].cost))
+                survivors[i] = [v for v, _ in ranked[: cfg.keep]]
+                for v, _ in ranked[cfg.keep :]:
+                    v.reason = "pre-filter"
+        else:
+            survivors = {i: list(out[i].verdicts) for i in todo}
+        # 2-3. score the survivors against the input; accept the best that do not overlap
+        self._score(out, survivors, {i: [] for i in todo})
+        for i in todo:
+            self._accept(survivors[i])
+        # 4. re-check against the sentence with its accepted edits
+        for _ in range(cfg.rounds - 1):
+            check = {i: survivors[i] for i in todo if any(v.accepted for v in survivors[i])}
+            if not check:
+                break
+            base_edits = {i: [v.candidate for v in check[i] if v.accepted] for i in check}
+            self._score(out, check, base_edits)
+            changed = False
+            for i in check:
+                changed |= self._accept(check[i], recheck=True)
+            if not changed:
+                break
+        for j in out:
+            for v in j.verdicts:
+                if not v.accepted and not v.reason:
+                    v.reason = "overlap" if v.net > 0 else "below cost"
+        return out
+
+    def _score(self, out: list[Judged], which: dict[int, list[Verdict]], applied: dict[int, list[Candidate]]) -> None:
+        """Each verdict's gain against the sentence with ``applied`` edits: for an applied
+        edit, the gain of keeping it over undoing it; for another, the gain of adding it."""
+        bases, variants, slots = [], [], []
+        for i, vs in which.items():
+            edits = applied[i]
+            base = apply(out[i].sentence, edits)
+            row, keep = [], []
+            for v in vs:
+                c = v.candidate
+                if v.accepted:
+                    row.append(apply(out[i].sentence, [e for e in edits if e is not c]))
+                    keep.append((v, -1.0))
+                elif not any(c.overlaps(e) for e in edits):
+                    row.append(apply(out[i].sentence, [*edits, c]))
+                    keep.append((v, 1.0))
+            bases.append(base)
+            variants.append(row)
+            slots.append(keep)
+        fn = self.scorer.gains_naive if self.naive else self.scorer.gains
+        for keep, gains in zip(slots, fn(bases, variants), strict=True):
+            for (v, sign), g in zip(keep, gains, strict=True):
+                v.gain = sign * g
+
+    @staticmethod
+    def _accept(verdicts: list[Verdict], recheck: bool = False) -> bool:
+        changed = False
+        if recheck:
+            for v in verdicts:
+                if v.accepted and v.net <= 0:
+                    v.accepted, v.reason, changed = False, "undone in context", True
+        taken = [v.candidate for v in verdicts if v.accepted]
+        for v in sorted(verdicts, key=lambda v: -v.net):
+            if v.accepted or v.net <= 0 or v.reason == "pre-filter":
+                continue
+            if any(v.candidate.overlaps(t) for t in taken):
+                continue
+            v.accepted, v.reason, changed = True, "", True
+            taken.append(v.candidate)
+        return changed

@@ -1,0 +1,372 @@
+"""Score sentences and their one-edit variants with a causal LM, fast.
+
+A variant differs from its base sentence from some token ``b`` on. Its log-probability gain
+over the base is ``sum(lp(variant[b:])) - sum(lp(base[b:]))``: the prefix is the same, so its
+keys and values are computed once, in the base pass, and each variant computes only its own
+tokens from ``b`` on (prefix KV reuse). All the variants of a sentence are packed into one row
+whose attention mask lets each variant see the base prefix up to its branch point and its own
+earlier tokens (a tree of suffixes); rows of many sentences run as one batch.
+
+With ``window`` set, a variant is scored only up to ``window`` tokens past its change (the
+base over the same tokens): the change's effect on far tokens is small, and it is most of the
+cost. ``window=None`` is exact.
+
+The fast path runs a lean forward of Llama-family models (SmolLM2, Llama, Mistral, Qwen2: the
+same module names). ``gains_naive`` scores every variant in full with the model's own
+``forward``: the reference the fast path must agree with, and the path other architectures
+take.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+LEAN_TYPES = ("llama", "mistral", "qwen2")
+
+
+@dataclass
+class LMScorerConfig:
+    """How the judge's LM runs."""
+
+    max_batch_tokens: int = 2048  # tokens per forward pass (base rows, or packed variant rows)
+    fast: bool = True  # prefix KV reuse + packed variants; False: score every variant in full
+    quantize: bool = False  # torch dynamic int8 for the linear layers (CPU only)
+    window: int | None = None  # score a variant up to this many tokens past its change
+
+
+def _doc_start_id(tok: Any) -> int:
+    """The token that opens a document in pre-training: ``<|endoftext|>`` if the vocabulary
+    has it, else BOS, else EOS."""
+    vocab = tok.get_vocab()
+    for t in ("<|endoftext|>", "<bos>", "<s>"):
+        if t in vocab:
+            return int(vocab[t])
+    for t in (tok.bos_token_id, tok.eos_token_id):
+        if t is not None:
+            return int(t)
+    raise ValueError("the tokenizer has no BOS, EOS or <|endoftext|> token to open a sentence")
+
+
+@dataclass
+class _Base:
+    """One base sentence after its pass: tokens, final hidden states [n, d], per-layer keys
+    and values [heads, n, head_dim], and each token's log-probability (n - 1)."""
+
+    ids: list[int]
+    hidden: torch.Tensor
+    kv: list[tuple[torch.Tensor, torch.Tensor]]
+    lp: torch.Tensor
+
+
+def _branch(base: list[int], variant: list[int]) -> int:
+    """The first token index where ``variant`` leaves ``base`` (at least 1: the start token
+    is shared)."""
+    n = min(len(base), len(variant))
+    b = 1
+    while b < n and base[b] == variant[b]:
+        b += 1
+    return b
+
+
+def _spans(base: list[int], variant: list[int], window: int | None) -> tuple[int, int, int]:
+    """``(b, end_base, end_variant)``: the tokens ``[b, end)`` of each side that are scored."""
+    b = _branch(base, variant)
+    if window is None:
+        return b, len(base), len(variant)
+    s = 0  # common suffix, not reaching into the common prefix
+    while s < min(len(base), len(variant)) - b and base[-1 - s] == variant[-1 - s]:
+        s += 1
+    return b, min(len(base), len(base) - s + window), min(len(variant), len(variant) - s + window)
+
+
+class LMScorer:
+    """Sentence log-probabilities and variant gains under a causal LM."""
+
+    def __init__(self, model: Any, tokenizer: Any, config: LMScorerConfig | None = None) -> None:
+        self.cfg = config or LMScorerConfig()
+        self.tok = tokenizer
+        self.start_id = _doc_start_id(tokenizer)
+        self.device = next(model.parameters()).device
+        self.lean = getattr(model.config, "model_type", "") in LEAN_TYPES and self.cfg.fast
+        if self.cfg.quantize and self.device.type == "cpu":
+            # the transformer blocks only: the (tied) output layer stays fp32
+            model.model.layers = torch.ao.quantization.quantize_dynamic(
+                model.model.layers, {torch.nn.Linear: torch.ao.quantization.per_channel_dynamic_qconfig}
+            )
+        self.model = model
+        self.n_forward_tokens = 0  # tokens through the LM (for benchmarks)
+        self._bases: dict[tuple[int, ...], _Base] = {}
+
+    def clear(self) -> None:
+        """Forget the cached base passes (the judge calls this after each chunk)."""
+        self._bases.clear()
+
+    # ------------------------------------------------------------------ tokens
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        if not texts:
+            return []
+        ids = self.tok(list(texts), add_special_tokens=False)["input_ids"]
+        return [[self.start_id, *x] for x in ids]
+
+    def _head_lp(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """log p(target) for each row of final hidden states."""
+        logits = self.model.lm_head(hidden).float()
+        return logits.gather(-1, targets[:, None])[:, 0] - torch.logsumexp(logits, -1)
+
+    # ------------------------------------------------------------------ naive
+    @torch.inference_mode()
+    def token_logprobs(self, seqs: Sequence[list[int]]) -> list[torch.Tensor]:
+        """Log-probability of every token after the first, for whole sequences (model forward)."""
+        out: list[torch.Tensor] = [torch.empty(0)] * len(seqs)
+        order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+        i = 0
+        while i < len(order):
+            j = i + 1
+            while j < len(order) and (j - i + 1) * len(seqs[order[j]]) <= self.cfg.max_batch_tokens:
+                j += 1
+            batch = [seqs[k] for k in order[i:j]]
+            width = max(len(s) for s in batch)
+            ids = torch.zeros(len(batch), width, dtype=torch.long)
+            mask = torch.zeros(len(batch), width, dtype=torch.long)
+            for r, s in enumerate(batch):
+                ids[r, : len(s)] = torch.tensor(s)
+                mask[r, : len(s)] = 1
+            ids, mask = ids.to(self.device), mask.to(self.device)
+            logits = self.model(input_ids=ids, attention_mask=mask).logits.float()
+            self.n_forward_tokens += int(mask.sum())
+            lp = logits[:, :-1].gather(-1, ids[:, 1:, None])[..., 0] - torch.logsumexp(logits[:, :-1], -1)
+            for r, k in enumerate(order[i:j]):
+                out[k] = lp[r, : len(seqs[k]) - 1].cpu()
+            i = j
+        return out
+
+    def sentence_scores(self, texts: Sequence[str]) -> list[float]:
+        """Total log-probability (nats) of each text, opened by the document-start token."""
+        return [float(x.sum()) for x in self.token_logprobs(self.encode(texts))]
+
+    def gains_naive(self, bases: Sequence[str], variants: Sequence[Sequence[str]],
+                    window: int | None = None) -> list[list[float]]:  # fmt: skip
+        """``logp(variant) - logp(base)`` over the scored tokens, each sequence in full."""
+        base_ids = self.encode(bases)
+        var_ids = self.encode([v for vs in variants for v in vs])
+        lps = self.token_logprobs(base_ids + var_ids)
+        out: list[list[float]] = []
+        k = 0
+        for i, vs in enumerate(variants):
+            row = []
+            for _ in vs:
+                b, eb, ev = _spans(base_ids[i], var_ids[k], window)
+                row.append(float(lps[len(bases) + k][b - 1 : ev - 1].sum() - lps[i][b - 1 : eb - 1].sum()))
+                k += 1
+            out.append(row)
+        return out
+
+    # ------------------------------------------------------------------ fast
+    def _ensure_bases(self, base_ids: list[list[int]]) -> list[_Base]:
+        todo = list(dict.fromkeys(tuple(b) for b in base_ids if tuple(b) not in self._bases))
+        todo.sort(key=len)
+        i = 0
+        while i < len(todo):
+            j = i + 1
+            while j < len(todo) and (j - i + 1) * len(todo[j]) <= self.cfg.max_batch_tokens:
+                j += 1
+            for key, st in zip(todo[i:j], self._base_pass([list(t) for t in todo[i:j]]), strict=True):
+                self._bases[key] = st
+            i = j
+        return [self._bases[tuple(b)] for b in base_ids]
+
+    @torch.inference_mode()
+    def _base_pass(self, bases: list[list[int]]) -> list[_Base]:
+        dev = self.device
+        B, T = len(bases), max(len(b) for b in bases)
+        ids = torch.zeros(B, T, dtype=torch.long)
+        mask = torch.zeros(B, 1, T, T, dtype=torch.bool)
+        causal = torch.tril(torch.ones(T, T, dtype=torch.bool))
+        for r, b in enumerate(bases):
+            ids[r, : len(b)] = torch.tensor(b)
+            mask[r, 0, : len(b), : len(b)] = causal[: len(b), : len(b)]
+            mask[r, 0, len(b) :, 0] = True  # padding rows see something (their output is unused)
+        pos = torch.arange(T).expand(B, T)
+        hidden, kv = self._forward(ids.to(dev), pos.to(dev), mask.to(dev), None)
+        self.n_forward_tokens += sum(len(b) for b in bases)
+        rows = torch.cat([hidden[r, : len(b) - 1] for r, b in enumerate(bases)])
+        tgt = torch.tensor([t for b in bases for t in b[1:]], device=dev)
+        lps = self._head_lp(rows, tgt).split([len(b) - 1 for b in bases])
+        return [
+            _Base(b, hidden[r, : len(b)], [(k[r, :, : len(b)], v[r, :, : len(b)]) for k, v in kv], lps[r])
+            for r, b in enumerate(bases)
+        ]
+
+    def first_gains(self, bases: Sequence[str], variants: Sequence[Sequence[str]]) -> list[list[float]]:
+        """For each variant, the log-probability gain of its first changed token alone: free
+        from the base pass, and exact for that token."""
+        base_ids = self.encode(bases)
+        states = self._ensure_bases(base_ids) if self.lean else None
+        flat = self.encode([v for vs in variants for v in vs])
+        out: list[list[float]] = []
+        k = 0
+        with torch.inference_mode():
+            for i, vs in enumerate(variants):
+                base = base_ids[i]
+                if states is None:
+                    lp_rows = self._naive_rows(base)
+                else:
+                    logits = self.model.lm_head(states[i].hidden[:-1]).float()
+                    lp_rows = logits - torch.logsumexp(logits, -1, keepdim=True)
+                row = []
+                for _ in vs:
+                    v = flat[k]
+                    k += 1
+                    b = _branch(base, v)
+                    if b >= len(v):
+                        row.append(0.0)
+                        continue
+                    old = float(lp_rows[b - 1, base[b]]) if b < len(base) else 0.0
+                    row.append(float(lp_rows[b - 1, v[b]]) - old)
+                out.append(row)
+        return out
+
+    def _naive_rows(self, base: list[int]) -> torch.Tensor:
+        logits = self.model(input_ids=torch.tensor([base], device=self.device)).logits[0, :-1].float()
+        self.n_forward_tokens += len(base)
+        return logits - torch.logsumexp(logits, -1, keepdim=True)
+
+    def gains(self, bases: Sequence[str], variants: Sequence[Sequence[str]],
+              window: int | None = None) -> list[list[float]]:  # fmt: skip
+        """The same gains as ``gains_naive``, each variant computing only its own tokens from
+        its branch point on, against the base's cached keys and values."""
+        if not self.lean:
+            return self.gains_naive(bases, variants, window)
+        base_ids = self.encode(bases)
+        states = self._ensure_bases(base_ids)
+        flat = self.encode([v for vs in variants for v in vs])
+        var_ids: list[list[list[int]]] = []
+        k = 0
+        for vs in variants:
+            var_ids.append(flat[k : k + len(vs)])
+            k += len(vs)
+        out: list[list[float]] = [[] for _ in bases]
+        order = sorted(range(len(bases)), key=lambda i: len(base_ids[i]))
+        i = 0
+        while i < len(order):
+            j, load = i, 0
+            while j < len(order):
+                idx = order[j]
+                cost = len(base_ids[idx]) + sum(_spans(base_ids[idx], v, window)[2] - _spans(base_ids[idx], v, window)[0]
+                                                for v in var_ids[idx])  # fmt: skip
+                if j > i and load + cost > self.cfg.max_batch_tokens:
+                    break
+                load += cost
+                j += 1
+            rows = order[i:j]
+            res = self._variants_pass([states[r] for r in rows], [var_ids[r] for r in rows], window)
+            for r, g in zip(rows, res, strict=True):
+                out[r] = g
+            i = j
+        return out
+
+    @torch.inference_mode()
+    def _variants_pass(self, states: list[_Base], variants: list[list[list[int]]],
+                       window: int | None) -> list[list[float]]:  # fmt: skip
+        dev = self.device
+        B = len(states)
+        T = max(len(s.ids) for s in states)
+        segs: list[list[tuple[int, int, int, int, int]]] = []  # (variant, b, end_base, end_var, offset)
+        width = 1
+        for st, vs in zip(states, variants, strict=True):
+            off, row = 0, []
+            for j, v in enumerate(vs):
+                b, eb, ev = _spans(st.ids, v, window)
+                row.append((j, b, eb, ev, off))
+                off += max(0, ev - b - 1)  # the first scored token comes from the base's state
+            segs.append(row)
+            width = max(width, off)
+        nids = torch.zeros(B, width, dtype=torch.long)
+        npos = torch.zeros(B, width, dtype=torch.long)
+        nmask = torch.zeros(B, 1, width, T + width, dtype=torch.bool)
+        past = []
+        for li in range(len(states[0].kv)):
+            ks = torch.zeros(B, *states[0].kv[li][0].shape[:1], T, states[0].kv[li][0].shape[-1], device=dev)
+            vs_ = torch.zeros_like(ks)
+            for r, st in enumerate(states):
+                n = len(st.ids)
+                ks[r, :, :n] = st.kv[li][0]
+                vs_[r, :, :n] = st.kv[li][1]
+            past.append((ks, vs_))
+        n_new = 0
+        for r, vs in enumerate(variants):
+            used = 0
+            for j, b, _eb, ev, off in segs[r]:
+                m = ev - b - 1  # tokens fed: v[b : ev - 1] predict v[b + 1 : ev]
+                if m <= 0:
+                    continue
+                nids[r, off : off + m] = torch.tensor(vs[j][b : ev - 1])
+                npos[r, off : off + m] = torch.arange(b, ev - 1)
+                nmask[r, 0, off : off + m, :b] = True
+                nmask[r, 0, off : off + m, T + off : T + off + m] = torch.tril(torch.ones(m, m, dtype=torch.bool))
+                used = off + m
+            nmask[r, 0, used:, 0] = True
+            n_new += used
+        h2 = None
+        if n_new:
+            h2, _ = self._forward(nids.to(dev), npos.to(dev), nmask.to(dev), past)
+            self.n_forward_tokens += n_new
+        # every scored variant token in one head pass
+        hs, tg, owner = [], [], []
+        for r, (st, vs) in enumerate(zip(states, variants, strict=True)):
+            for j, b, _eb, ev, off in segs[r]:
+                if ev <= b:
+                    continue
+                hs.append(st.hidden[b - 1 : b])
+                if ev - b - 1 > 0 and h2 is not None:
+                    hs.append(h2[r, off : off + ev - b - 1])
+                tg.extend(vs[j][b:ev])
+                owner.extend([(r, j)] * (ev - b))
+        sums: dict[tuple[int, int], float] = {}
+        if hs:
+            lp = self._head_lp(torch.cat(hs), torch.tensor(tg, device=dev)).tolist()
+            for key, x in zip(owner, lp, strict=True):
+                sums[key] = sums.get(key, 0.0) + x
+        out: list[list[float]] = []
+        for r, st in enumerate(states):
+            row = [0.0] * len(variants[r])
+            for j, b, eb, _ev, _off in segs[r]:
+                row[j] = sums.get((r, j), 0.0) - float(st.lp[b - 1 : eb - 1].sum())
+            out.append(row)
+        return out
+
+    def _forward(self, ids: torch.Tensor, pos: torch.Tensor, mask: torch.Tensor,
+                 past: list[tuple[torch.Tensor, torch.Tensor]] | None) -> tuple[torch.Tensor, list]:  # fmt: skip
+        """Lean Llama forward: final-normed hidden states and each layer's keys and values."""
+        from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+
+        core = self.model.model
+        x = core.embed_tokens(ids)
+        cos, sin = core.rotary_emb(x, pos)
+        kv: list[tuple[torch.Tensor, torch.Tensor]] = []
+        B, T, _ = x.shape
+        for li, layer in enumerate(core.layers):
+            att = layer.self_attn
+            hd = att.head_dim
+            h = layer.input_layernorm(x)
+            q = att.q_proj(h).view(B, T, -1, hd).transpose(1, 2)
+            k = att.k_proj(h).view(B, T, -1, hd).transpose(1, 2)
+            v = att.v_proj(h).view(B, T, -1, hd).transpose(1, 2)
+            q, k = apply_rotary_pos_emb(q, k, cos, sin)
+            kv.append((k, v))
+            if past is not None:
+                k = torch.cat([past[li][0], k], dim=2)
+                v = torch.cat([past[li][1], v], dim=2)
+            rep = q.shape[1] // k.shape[1]
+            if rep > 1:
+                k = k.repeat_interleave(rep, dim=1)
+                v = v.repeat_interleave(rep, dim=1)
+            a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=att.scaling)
+            x = x + att.o_proj(a.transpose(1, 2).reshape(B, T, -1))
+            x = x + layer.mlp(layer.post_attention_layernorm(x))
+        return core.norm(x), kv

@@ -1,0 +1,147 @@
+"""The judge tier of ``Restorer``: propose, judge, guard.
+
+A model directory names its judge in ``restorer.json``::
+
+    {"judge": {"lm": "smollm2-135m", "proposers": ["tables", "thesaurus", "seq2seq"],
+               "judge": {...JudgeConfig...}, "scorer": {...LMScorerConfig...},
+               "proposals": {...ProposalConfig...}}}
+
+``lm`` is a known base LM (fetched and cached on first use: ``restorer.model.base_lm``) or a
+directory holding a transformers causal LM. Without a ``judge`` section a model directory
+restores with its seq2seq model alone, as before.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from restorer.decoding import Decoded
+from restorer.guard import Edit, GuardConfig, Guarded, _protected_spans, _reject, align, looks_like_name
+from restorer.infer.judge import Judge, JudgeConfig, Verdict, apply
+from restorer.infer.lm import LMScorer, LMScorerConfig
+from restorer.infer.proposals import WORD_RE, Candidate, ProposalConfig, Proposer
+
+RESTORER_JSON = "restorer.json"
+PROPOSERS = ("tables", "thesaurus", "seq2seq")
+
+
+class JudgeSpecError(ValueError):
+    """A ``restorer.json`` judge section that cannot be used."""
+
+
+@dataclass
+class JudgeSpec:
+    """The ``judge`` section of a model directory's ``restorer.json``."""
+
+    lm: str = "smollm2-135m"
+    proposers: list[str] = field(default_factory=lambda: list(PROPOSERS))
+    judge: dict[str, Any] = field(default_factory=dict)
+    scorer: dict[str, Any] = field(default_factory=dict)
+    proposals: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        bad = [p for p in self.proposers if p not in PROPOSERS]
+        if bad:
+            raise JudgeSpecError(f"unknown proposer(s) {bad}; use {', '.join(PROPOSERS)}")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> JudgeSpec:
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise JudgeSpecError(f"unknown judge key(s) in {RESTORER_JSON}: {', '.join(sorted(unknown))}")
+        return cls(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"lm": self.lm, "proposers": self.proposers, "judge": self.judge,
+                "scorer": self.scorer, "proposals": self.proposals}  # fmt: skip
+
+
+def read_judge_spec(model_dir: str | Path) -> JudgeSpec | None:
+    """The judge a model directory names, or None."""
+    p = Path(model_dir) / RESTORER_JSON
+    if not p.exists():
+        return None
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise JudgeSpecError(f"cannot read {p}: {exc}") from None
+    section = data.get("judge")
+    return None if section is None else JudgeSpec.from_dict(section)
+
+
+class JudgeTier:
+    """Proposals from the inverted tables (and the seq2seq model's edits), chosen by an LM."""
+
+    def __init__(self, scorer: LMScorer, spec: JudgeSpec, chunk: int = 32) -> None:
+        self.spec = spec
+        self.scorer = scorer
+        pcfg = ProposalConfig(**{"tables": "tables" in spec.proposers,
+                                 "thesaurus": "thesaurus" in spec.proposers, **spec.proposals})  # fmt: skip
+        self.proposer = Proposer(pcfg)
+        self.judge = Judge(scorer, JudgeConfig.from_dict(spec.judge))
+        self.use_seq2seq = "seq2seq" in spec.proposers
+        self.chunk = chunk
+
+    @classmethod
+    def load(cls, spec: JudgeSpec, device: str = "cpu") -> JudgeTier:
+        from restorer.model.base_lm import load_lm
+
+        model, tok = load_lm(spec.lm, device=device)
+        return cls(LMScorer(model, tok, LMScorerConfig(**spec.scorer)), spec)
+
+    def candidates(self, sentence: str, decoded: Decoded | None, guard: GuardConfig) -> tuple[list[Candidate], list[Edit]]:
+        """The sentence's candidates that may be judged, and those the guard refuses."""
+        cands = self.proposer.propose(sentence)
+        if decoded is not None and decoded.text.strip() and decoded.text.strip() != sentence:
+            seen = {(c.start, c.end, c.replacement) for c in cands}
+            for e in align(sentence, decoded.text, decoded):
+                if (e.start, e.end, e.replacement) not in seen and e.original.strip() and e.replacement.strip():
+                    cands.append(Candidate(e.start, e.end, e.original, e.replacement, "seq2seq"))
+        if not guard.enabled:
+            return cands, []
+        protected = _protected_spans(sentence) if guard.protect_code else []
+        ok, refused = [], []
+        for c in cands:
+            e = Edit(c.start, c.end, c.original, c.replacement, 1.0, source=c.source)
+            reason = _reject(e, sentence, guard, protected, looks_like_name)
+            if not reason and len(WORD_RE.findall(c.replacement)) < len(WORD_RE.findall(c.original)) \
+                    and c.source in ("thesaurus", "seq2seq"):  # fmt: skip
+                reason = "free deletion"  # only a table's phrase paraphrase may shorten a sentence
+            if reason:
+                e.accepted, e.reason = False, reason
+                refused.append(e)
+            else:
+                ok.append(c)
+        return ok, refused
+
+    def explain(self, sentences: Sequence[str], decodes: Sequence[Decoded] | None,
+                guard: GuardConfig) -> list[Guarded]:  # fmt: skip
+        out: list[Guarded] = []
+        for i in range(0, len(sentences), self.chunk):
+            part = sentences[i : i + self.chunk]
+            decs = decodes[i : i + self.chunk] if decodes is not None else [None] * len(part)
+            cands, refused = [], []
+            for s, d in zip(part, decs, strict=True):
+                ok, no = self.candidates(s, d, guard) if s.strip() else ([], [])
+                cands.append(ok)
+                refused.append(no)
+            judged = self.judge.judge(part, cands)
+            self.scorer.clear()
+            for s, j, no in zip(part, judged, refused, strict=True):
+                edits = [_edit(v) for v in j.verdicts if v.accepted or v.gain is not None] + no
+                edits.sort(key=lambda e: (e.start, e.end, not e.accepted))
+                out.append(Guarded(apply(s, j.accepted), edits, len(WORD_RE.findall(s))))
+        return out
+
+
+def _edit(v: Verdict) -> Edit:
+    c = v.candidate
+    reason = v.reason if not v.accepted else ""
+    if reason in ("below cost", "undone in context") and v.gain is not None:
+        reason = f"{reason}: gain {v.gain:+.2f} nats, cost {v.cost:.2f}"
+    return Edit(c.start, c.end, c.original, c.replacement, round(v.confidence, 4), v.accepted, reason,
+                source=c.source, gain=None if v.gain is None else round(v.gain, 3))  # fmt: skip

@@ -1,0 +1,176 @@
+"""Proposals: candidate edits that would undo a spinner, each tagged with where it came from.
+
+The spinner's knowledge is inverted. Wherever a sentence holds a word or phrase that some
+table could have produced, the words it could have replaced are proposed, in the same
+inflection and case:
+
+* ``table``: the hand-written spinner tables (favourite synonyms, everyday phrase
+  paraphrases, function-word and grammar swaps, British spellings, tortured phrases) and the
+  dictionaries of active styles, inverted exactly;
+* ``thesaurus``: the shipped thesaurus (WordNet, MyThes, Moby), inverted: ``w`` is proposed
+  for a spun ``s`` when ``s`` is among the ``top_k`` synonyms of ``w``, in every inflection;
+* ``seq2seq``: the seq2seq model's own edits (added by the caller).
+
+Proposals are cheap and aim at recall; the judge decides. Each carries a ``rank`` (0 for a
+table row, the synonym's rank in ``w``'s list for the thesaurus) from which the judge derives
+a prior. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from restorer.spin.lexicon import POS_TAGS, Lexicon, default_lexicon, match_case
+
+WORD_RE = re.compile(r"\w+(?:['’]\w+)*|[^\w\s]")
+_DIGIT_RE = re.compile(r"\d")
+SOURCES = ("table", "thesaurus", "style", "seq2seq")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One proposed edit: replace ``sentence[start:end]`` by ``replacement``."""
+
+    start: int
+    end: int
+    original: str  # the sentence's text at [start, end)
+    replacement: str
+    source: str  # table, thesaurus, style or seq2seq
+    rank: int = 0  # 0 for a table row; the synonym's rank for the thesaurus
+
+    def overlaps(self, other: Candidate) -> bool:
+        return self.start < other.end and other.start < self.end or (self.start == other.start == self.end)
+
+
+@dataclass
+class ProposalConfig:
+    """Which inverted tables propose, and how widely."""
+
+    tables: bool = True
+    thesaurus: bool = True
+    thesaurus_top_k: int = 24  # w is proposed for s when s is among w's first top_k synonyms
+    max_phrase_words: int = 5
+    max_per_slot: int = 8  # candidates kept per span (table rows first, then by thesaurus rank)
+
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(w.lower() for w in WORD_RE.findall(text))
+
+
+@dataclass
+class InverseIndex:
+    """spun word sequence (lowercased) -> [(original, source, rank)]."""
+
+    entries: dict[tuple[str, ...], list[tuple[str, str, int]]] = field(default_factory=dict)
+    max_len: int = 1
+
+    def add(self, spun: str, original: str, source: str, rank: int = 0) -> None:
+        key = _words(spun)
+        if not key or key == _words(original) or not original.strip():
+            return
+        lst = self.entries.setdefault(key, [])
+        for k, (o, s, r) in enumerate(lst):
+            if o == original:
+                if (SOURCES.index(source), rank) < (SOURCES.index(s), r):
+                    lst[k] = (original, source, rank)
+                return
+        lst.append((original, source, rank))
+        self.max_len = max(self.max_len, len(key))
+
+    def update(self, other: InverseIndex) -> None:
+        for key, lst in other.entries.items():
+            for o, s, r in lst:
+                self.entries.setdefault(key, [])
+                if all(o != x for x, _, _ in self.entries[key]):
+                    self.entries[key].append((o, s, r))
+        self.max_len = max(self.max_len, other.max_len)
+
+
+def _inflections(lex: Lexicon, lemma: str, alt: str, pos: str) -> Iterable[tuple[str, str]]:
+    """(original form, spun form) of ``lemma`` and its substitute ``alt`` in every tag."""
+    for tag in POS_TAGS[pos]:
+        o = lex.inflect(lemma, pos, tag)
+        s = lex.inflect(alt, pos, tag)
+        if o and s:
+            yield o, s
+
+
+def invert_tables(lex: Lexicon, source: str = "table") -> InverseIndex:
+    """The exact inverse of a lexicon's hand-written (or imported) tables."""
+    inv = InverseIndex()
+    for table in lex.literal.values():
+        for word, alts in table.items():
+            for alt in alts:
+                inv.add(alt, word, source)
+    for rules in lex.phrases.values():
+        for rule in rules:
+            for alt in rule.alternatives:
+                inv.add(alt, " ".join(rule.words), source)
+    for (lemma, pos), alts in lex.curated.items():
+        for alt in alts:
+            for o, s in _inflections(lex, lemma, alt, pos):
+                inv.add(s, o, source)
+    return inv
+
+
+def invert_thesaurus(lex: Lexicon, top_k: int) -> InverseIndex:
+    """``w`` for every spun ``s`` among the first ``top_k`` thesaurus synonyms of ``w``."""
+    inv = InverseIndex()
+    for (lemma, pos), raw in lex.synonyms_raw.items():
+        if pos not in POS_TAGS:
+            continue
+        for rank, item in enumerate(raw.split("|")[:top_k]):
+            alt = item.rsplit(":", 2)[0]
+            for o, s in _inflections(lex, lemma, alt, pos):
+                inv.add(s, o, "thesaurus", rank)
+    return inv
+
+
+@lru_cache(maxsize=8)
+def _default_index(tables: bool, thesaurus: bool, top_k: int) -> InverseIndex:
+    lex = default_lexicon()
+    inv = InverseIndex()
+    if tables:
+        inv.update(invert_tables(lex))
+    if thesaurus:
+        inv.update(invert_thesaurus(lex, top_k))
+    return inv
+
+
+class Proposer:
+    """Candidate edits for a sentence from the inverted tables (and any styles' dictionaries)."""
+
+    def __init__(self, config: ProposalConfig | None = None, styles: Sequence[Lexicon] = ()) -> None:
+        self.cfg = config or ProposalConfig()
+        self.index = InverseIndex()
+        self.index.update(_default_index(self.cfg.tables, self.cfg.thesaurus, self.cfg.thesaurus_top_k))
+        for lex in styles:
+            self.index.update(invert_tables(lex, "style"))
+
+    def propose(self, sentence: str) -> list[Candidate]:
+        toks = [(m.group(), m.start(), m.end()) for m in WORD_RE.finditer(sentence)]
+        low = [t[0].lower() for t in toks]
+        out: list[Candidate] = []
+        max_n = min(self.cfg.max_phrase_words, self.index.max_len)
+        for i in range(len(toks)):
+            for n in range(1, max_n + 1):
+                if i + n > len(toks):
+                    break
+                hits = self.index.entries.get(tuple(low[i : i + n]))
+                if not hits:
+                    continue
+                a, b = toks[i][1], toks[i + n - 1][2]
+                span = sentence[a:b]
+                if _DIGIT_RE.search(span):
+                    continue  # numbers written in digits are never changed
+                ranked = sorted(hits, key=lambda h: (SOURCES.index(h[1]) if h[1] != "style" else -1, h[2]))
+                for orig, src, rank in ranked[: self.cfg.max_per_slot]:
+                    if _DIGIT_RE.search(orig):
+                        continue
+                    repl = match_case(span, orig)
+                    if repl != span:
+                        out.append(Candidate(a, b, span, repl, src, rank))
+        return out

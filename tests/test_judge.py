@@ -1,0 +1,270 @@
+"""The judge tier: proposals from the inverted tables, the LM scorer (fast = naive), the
+judge's decisions, and Restorer with ``--judge``. The LM is a tiny random Llama made in the
+tests (conftest ``tiny_lm``); nothing is downloaded."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+
+from restorer.guard import GuardConfig
+from restorer.infer.judge import Judge, JudgeConfig, apply
+from restorer.infer.proposals import Candidate, ProposalConfig, Proposer
+
+SENTS = [
+    "The firm stated final week that youngsters had been glad.",
+    "Folks visit the metropolis as a result of its historical past.",
+    "In accordance with the report, the government will act so as to assist.",
+    "Short.",
+]
+
+
+@pytest.fixture(scope="module")
+def proposer() -> Proposer:
+    return Proposer(ProposalConfig(thesaurus_top_k=8))
+
+
+@pytest.fixture(scope="module")
+def scorer(tiny_lm: Path):  # -> LMScorer
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from restorer.infer.lm import LMScorer, LMScorerConfig
+
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_lm), dtype=torch.float32).eval()
+    return LMScorer(model, AutoTokenizer.from_pretrained(str(tiny_lm)), LMScorerConfig(max_batch_tokens=256))
+
+
+# ----------------------------------------------------------------------------- proposals
+
+
+def _repls(cands: list[Candidate], original: str) -> set[str]:
+    return {c.replacement for c in cands if c.original == original}
+
+
+def test_proposals_invert_tables_with_inflection_and_case(proposer: Proposer) -> None:
+    cands = proposer.propose(SENTS[0])
+    assert "company" in _repls(cands, "firm")
+    assert "said" in _repls(cands, "stated")
+    assert "last week" in _repls(cands, "final week")
+    assert "children" in _repls(cands, "youngsters")  # plural kept
+    assert "were" in _repls(cands, "had been")
+    cands = proposer.propose("Youngsters play.")
+    assert "Children" in _repls(cands, "Youngsters")  # sentence capital kept
+    for c in proposer.propose(SENTS[2]):
+        assert SENTS[2][c.start : c.end] == c.original
+    assert "according to" in {c.replacement.lower() for c in proposer.propose(SENTS[2])}
+
+
+def test_proposals_tag_their_source_and_never_touch_digits(proposer: Proposer) -> None:
+    cands = proposer.propose("The firm sold 3 homes in 12 months.")
+    assert {c.source for c in cands} <= {"table", "thesaurus"}
+    assert any(c.source == "table" and c.replacement == "company" for c in cands)
+    assert not any(any(ch.isdigit() for ch in c.original + c.replacement) for c in cands)
+    assert not proposer.propose("")
+
+
+def test_style_dictionary_feeds_the_proposals() -> None:
+    from restorer.spin.lexicon import Lexicon
+
+    style = Lexicon()
+    style.add_literal("style", "quantum", ["zorblax"])
+    p = Proposer(ProposalConfig(tables=False, thesaurus=False), styles=[style])
+    cands = p.propose("The zorblax computer.")
+    assert [(c.original, c.replacement, c.source) for c in cands] == [("zorblax", "quantum", "style")]
+
+
+# ----------------------------------------------------------------------------- the LM scorer
+
+
+def _variants(proposer: Proposer) -> tuple[list[str], list[list[str]]]:
+    bases = SENTS
+    return bases, [[apply(s, [c]) for c in proposer.propose(s)][:12] + [s + " More words."] for s in bases]
+
+
+@pytest.mark.parametrize("window", [None, 3])
+def test_fast_gains_equal_naive_full_rescoring(scorer, proposer: Proposer, window: int | None) -> None:
+    bases, variants = _variants(proposer)
+    assert sum(map(len, variants)) > 20
+    fast = scorer.gains(bases, variants, window)
+    scorer.clear()
+    naive = scorer.gains_naive(bases, variants, window)
+    for f, n in zip(fast, naive, strict=True):
+        assert len(f) == len(n)
+        for a, b in zip(f, n, strict=True):
+            assert a == pytest.approx(b, abs=1e-4)
+
+
+def test_exact_gain_is_the_difference_of_sentence_scores(scorer) -> None:
+    base, var = SENTS[0], SENTS[0].replace("firm", "company")
+    total = scorer.sentence_scores([base, var])
+    (g,) = scorer.gains([base], [[var]])
+    assert g[0] == pytest.approx(total[1] - total[0], abs=1e-4)
+    scorer.clear()
+
+
+def test_first_gains_are_the_first_changed_token(scorer) -> None:
+    import torch
+
+    base, var = SENTS[0], SENTS[0].replace("final", "last")
+    (fg,) = scorer.first_gains([base], [[var]])
+    scorer.clear()
+    b_ids, v_ids = scorer.encode([base, var])
+    k = next(i for i, (x, y) in enumerate(zip(b_ids, v_ids, strict=False)) if x != y)
+    lps = scorer.token_logprobs([b_ids[: k + 1], v_ids[: k + 1]])
+    assert fg[0] == pytest.approx(float(lps[1][-1] - lps[0][-1]), abs=1e-4)
+    assert isinstance(lps[0], torch.Tensor)
+
+
+# ----------------------------------------------------------------------------- the judge
+
+
+class StubScorer:
+    """Gains from a table: (base, variant) -> nats; first gains equal to the gains."""
+
+    def __init__(self, table: dict[tuple[str, str], float]) -> None:
+        self.table = table
+        self.calls = 0
+
+    def gains(self, bases, variants, window=None):
+        self.calls += 1
+        return [[self.table.get((b, v), -5.0) for v in vs] for b, vs in zip(bases, variants, strict=True)]
+
+    gains_naive = gains
+    first_gains = gains
+
+    def clear(self) -> None:
+        pass
+
+
+def test_judge_accepts_only_what_beats_the_cost_and_never_overlaps() -> None:
+    s = "The firm stated it."
+    c1 = Candidate(4, 8, "firm", "company", "table")
+    c2 = Candidate(4, 8, "firm", "business", "thesaurus", rank=3)
+    c3 = Candidate(9, 15, "stated", "said", "table")
+    table = {
+        (s, apply(s, [c1])): 2.0,  # beats margin 1.0
+        (s, apply(s, [c2])): 2.5,  # more gain, but thesaurus cost 1 + 3 * 0.1 on top
+        (s, apply(s, [c3])): 0.5,  # below the margin
+        (apply(s, [c1]), s): -2.0,  # in context: undoing c1 loses 2 nats
+    }
+    cfg = JudgeConfig(margin=1.0, thesaurus_cost=1.0, rank_cost=0.1, rounds=2)
+    (j,) = Judge(StubScorer(table), cfg).judge([s], [[c1, c2, c3]])
+    assert j.accepted == [c1]
+    reasons = {v.candidate.replacement: v.reason for v in j.verdicts}
+    assert reasons["business"] in ("overlap", "below cost")
+    assert reasons["said"] == "below cost"
+    v1 = next(v for v in j.verdicts if v.accepted)
+    assert v1.gain == pytest.approx(2.0) and 0.5 < v1.confidence < 1.0
+
+
+def test_judge_recheck_undoes_an_edit_that_no_longer_pays() -> None:
+    s = "a b c"
+    c1 = Candidate(0, 1, "a", "x", "table")
+    c2 = Candidate(4, 5, "c", "y", "table")
+    both = apply(s, [c1, c2])
+    table = {(s, apply(s, [c1])): 3.0, (s, apply(s, [c2])): 3.0,
+             (both, apply(s, [c2])): 0.5, (both, apply(s, [c1])): -3.0}  # fmt: skip
+    (j,) = Judge(StubScorer(table), JudgeConfig(margin=1.0, rounds=2)).judge([s], [[c1, c2]])
+    assert j.accepted == [c2]  # with c2 in, c1 gains only 0.5: undone
+    (j1,) = Judge(StubScorer(table), JudgeConfig(margin=1.0, rounds=1)).judge([s], [[c1, c2]])
+    assert set(j1.accepted) == {c1, c2}
+
+
+def test_prefilter_keeps_the_best_first_gains() -> None:
+    s = "w0 w1 w2 w3"
+    cands = [Candidate(3 * i, 3 * i + 2, f"w{i}", f"v{i}", "table") for i in range(4)]
+    table = {(s, apply(s, [c])): float(i + 2) for i, c in enumerate(cands)}
+    (j,) = Judge(StubScorer(table), JudgeConfig(margin=1.0, keep=2, rounds=1)).judge([s], [cands])
+    assert {c.replacement for c in j.accepted} == {"v2", "v3"}
+    assert sum(v.reason == "pre-filter" for v in j.verdicts) == 2
+    assert all(v.gain is None for v in j.verdicts if v.reason == "pre-filter")
+
+
+def test_fast_and_naive_judges_make_the_same_decisions(scorer, proposer: Proposer) -> None:
+    cands = [proposer.propose(s) for s in SENTS]
+    cfg = JudgeConfig(margin=0.0, thesaurus_cost=0.0, rank_cost=0.0, keep=6, rounds=2)
+    fast = Judge(scorer, cfg).judge(SENTS, cands)
+    scorer.clear()
+    naive = Judge(scorer, cfg, naive=True).judge(SENTS, cands)
+    scorer.clear()
+    assert any(j.accepted for j in fast)  # with no cost a random LM takes some edits
+    for f, n in zip(fast, naive, strict=True):
+        assert [v.accepted for v in f.verdicts] == [v.accepted for v in n.verdicts]
+        for a, b in zip(f.verdicts, n.verdicts, strict=True):
+            assert (a.gain is None) == (b.gain is None)
+            if a.gain is not None:
+                assert a.gain == pytest.approx(b.gain, abs=1e-3)
+    assert not math.isnan(sum(v.gain or 0.0 for j in fast for v in j.verdicts))
+
+
+# ----------------------------------------------------------------------------- Restorer
+
+
+@pytest.fixture(scope="module")
+def judged_model(tiny_model: Path, tiny_lm: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny seq2seq model with a restorer.json naming the tiny LM as its judge, at no cost
+    (so the random LM takes edits)."""
+    out = tmp_path_factory.mktemp("judged") / "model"
+    shutil.copytree(tiny_model, out)
+    spec = {"lm": str(tiny_lm), "proposers": ["tables"],
+            "judge": {"margin": -100.0, "rounds": 1}}  # fmt: skip
+    (out / "restorer.json").write_text(json.dumps({"judge": spec}))
+    return out
+
+
+def test_restorer_uses_the_judge_its_directory_names(judged_model: Path) -> None:
+    from restorer import Restorer
+
+    r = Restorer.from_pretrained(judged_model, device="cpu", backend="torch")
+    assert r.judge is not None
+    text = "  The firm stated final week that youngsters had been glad.\n\nSee https://example.com/firm now."
+    exp = r.explain(text)
+    assert exp.edits, "with no cost every table edit pays"
+    assert {e.source for e in exp.edits} == {"table"}
+    assert all(e.gain is not None for e in exp.edits)
+    assert exp.text.startswith("  ") and "\n\n" in exp.text and "https://example.com/firm" in exp.text
+    # the output differs from the input only inside accepted edits
+    rebuilt, pos = [], 0
+    for e in sorted(exp.edits, key=lambda e: e.start):
+        rebuilt += [text[pos : e.start], e.replacement]
+        pos = e.end
+    assert "".join([*rebuilt, text[pos:]]) == exp.text
+    d = exp.to_dict()
+    assert {"source", "gain"} <= set(d["edits"][0])
+
+
+def test_judge_none_restores_with_the_seq2seq_model_alone(judged_model: Path, tiny_model: Path) -> None:
+    from restorer import Restorer
+
+    r = Restorer.from_pretrained(judged_model, device="cpu", backend="torch", judge="none")
+    old = Restorer.from_pretrained(tiny_model, device="cpu", backend="torch")
+    assert r.judge is None and old.judge is None
+    assert r.restore(SENTS) == old.restore(SENTS)
+
+
+def test_guard_refuses_protected_candidates(judged_model: Path) -> None:
+    from restorer import Restorer
+
+    r = Restorer.from_pretrained(judged_model, device="cpu", backend="torch")
+    s = "Email firm@example.com about the firm."
+    exp = r.explain(s)
+    assert "firm@example.com" in exp.text
+    assert all(not (e.start < 22 and 6 < e.end) for e in exp.edits)
+    assert any(e.reason for e in exp.rejected)
+    off = Restorer.from_pretrained(judged_model, device="cpu", backend="torch", guard=GuardConfig(enabled=False))
+    assert off.judge is not None
+
+
+def test_bad_judge_section_is_a_clear_error(tiny_model: Path, tmp_path: Path) -> None:
+    from restorer import Restorer
+
+    d = tmp_path / "m"
+    shutil.copytree(tiny_model, d)
+    (d / "restorer.json").write_text(json.dumps({"judge": {"lm": "x", "proposers": ["oracle"]}}))
+    with pytest.raises(ValueError, match="unknown proposer"):
+        Restorer.from_pretrained(d, device="cpu", backend="torch")
