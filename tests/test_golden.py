@@ -1,4 +1,7 @@
-"""Golden outputs of the shipped default model (re-record with tests/golden/record.py)."""
+"""Golden outputs of the shipped default model (re-record with tests/golden/record.py).
+
+The seq2seq tier (``judge="none"``) on both backends, and the default path with the LM judge
+when its base LM is in the cache (CI fetches it first: ``restorer models fetch``)."""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ GOLDEN = Path(__file__).resolve().parent / "golden" / "default.jsonl"
 
 @pytest.fixture(scope="module")
 def restorer() -> Restorer:
-    return Restorer.from_pretrained(device="cpu")
+    return Restorer.from_pretrained(device="cpu", judge="none")
 
 
 BACKENDS = {"auto": "", "torch": "torch_"}  # backend -> key prefix in default.jsonl
@@ -56,7 +59,7 @@ def test_golden_outputs(backend: str) -> None:
     rows = [json.loads(x) for x in GOLDEN.read_text(encoding="utf-8").splitlines()]
     assert len(rows) >= 5
     key = BACKENDS[backend]
-    r = Restorer.from_pretrained(device="cpu", backend=backend)
+    r = Restorer.from_pretrained(device="cpu", backend=backend, judge="none")
     outputs = r.restore([row["input"] for row in rows])
     for row, out in zip(rows, outputs, strict=True):
         assert out == row[key + "output"], row["input"]
@@ -75,3 +78,23 @@ def test_shipped_model_restores_the_example_keeping_layout(restorer: Restorer) -
     for a, b in zip(src.splitlines(), out.splitlines(), strict=True):
         assert (a == "") == (b == "")
         assert len(a) - len(a.lstrip()) == len(b) - len(b.lstrip())
+
+
+def test_golden_outputs_of_the_default_judge() -> None:
+    """The default path: proposals judged by SmolLM2-135M (needs the cached LM)."""
+    from restorer.infer.pipeline import read_judge_spec
+    from restorer.model.base_lm import DEFAULT_LM, cached_lm
+
+    spec = read_judge_spec(default_model_dir())
+    assert spec is not None and spec.lm == DEFAULT_LM  # the shipped model names its judge
+    if cached_lm(DEFAULT_LM) is None:
+        pytest.skip(f"the base LM {DEFAULT_LM} is not cached (restorer models fetch)")
+    rows = [json.loads(x) for x in GOLDEN.read_text(encoding="utf-8").splitlines()]
+    r = Restorer.from_pretrained(device="cpu", threads=2)
+    assert r.judge is not None
+    exps = r.explain([row["input"] for row in rows])
+    for row, e in zip(rows, exps, strict=True):
+        assert e.text == row["judge_output"], row["input"]
+        for ed in e.edits:
+            assert ed.source in ("table", "thesaurus", "seq2seq") and ed.gain is not None
+    assert sum(row["judge_output"] != row["input"] for row in rows) >= 3

@@ -9,6 +9,7 @@ thread) with fake models whose speed and failures they control.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import socket
@@ -216,6 +217,128 @@ def test_streamed_body_over_the_limit_is_refused(url: str) -> None:
 
     r = httpx.post(url + V2, content=chunks(), timeout=60)
     assert "max_body_bytes" in error_of(r, 413)
+
+
+def test_urllib_posting_far_over_the_limit_gets_the_413(url: str) -> None:
+    """urllib writes its whole body first and asks to close the connection: the server must read
+    the body's rest before it closes, or the client sees a reset instead of the answer."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url + V2, data=b" " * (5 << 20), method="POST")
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=60)
+    assert caught.value.code == 413
+    body = json.loads(caught.value.read())
+    assert body["limit"] == "max_body_bytes" and "max_body_bytes" in body["error"]
+
+
+BIG_LIMIT = 1 << 20  # 1 MiB
+
+
+@pytest.fixture(scope="module")
+def big_url() -> Iterator[str]:
+    """An in-process server with a 1 MiB body limit."""
+    with running(create_app(ServeConfig(max_body_bytes=BIG_LIMIT), loader=FakeRestorer)) as url:
+        wait_ready(url)
+        yield url
+
+
+def send_whole_body(
+    url: str, path: str, body: bytes, chunked: bool = False, close: bool = False
+) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse, bytes]:
+    """POST with http.client, which writes the whole body before it reads the response."""
+    conn = http.client.HTTPConnection(url.removeprefix("http://"), timeout=60)
+    headers = {"Content-Type": "application/json", **({"Connection": "close"} if close else {})}
+    if chunked:
+        pieces = iter([body[i : i + 65536] for i in range(0, len(body), 65536)])
+        conn.request("POST", path, body=pieces, headers=headers, encode_chunked=True)
+    else:
+        conn.request("POST", path, body=body, headers=headers)
+    response = conn.getresponse()
+    return conn, response, response.read()
+
+
+@pytest.mark.parametrize("close", [False, True], ids=["keep-alive", "connection-close"])
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_a_body_five_times_the_limit_gets_the_413_answer(big_url: str, chunked: bool, close: bool) -> None:
+    conn, response, data = send_whole_body(big_url, V2, b" " * (5 * BIG_LIMIT), chunked=chunked, close=close)
+    try:
+        assert response.status == 413, data
+        assert response.getheader("content-type", "").startswith("application/json")
+        body = json.loads(data)
+        assert set(body) == {"error", "limit"} and body["limit"] == "max_body_bytes"
+        assert "the request body is too large" in body["error"] and str(BIG_LIMIT) in body["error"]
+        if close:
+            assert response.getheader("connection") == "close"
+        else:  # the body was read to its end: the connection serves the next request
+            assert response.getheader("connection") is None
+            conn.request("POST", V1, body=raw({"text": "next"}), headers={"Content-Type": "application/json"})
+            after = conn.getresponse()
+            assert after.status == 200 and json.loads(after.read()) == {"text": "NEXT"}
+    finally:
+        conn.close()
+
+
+def test_answers_sent_before_the_body_is_read_reach_the_client(big_url: str) -> None:
+    big = b" " * (3 * BIG_LIMIT)
+    conn, response, data = send_whole_body(big_url, "/v2/models/nope/infer", big, close=True)
+    conn.close()
+    assert response.status == 404 and "unknown model" in json.loads(data)["error"]
+    conn, response, data = send_whole_body(big_url, "/no/such/route", big, close=True)
+    conn.close()
+    assert response.status == 404 and json.loads(data)["error"]
+
+
+def raw_exchange(url: str, head: str, body: bytes = b"") -> bytes:
+    """Send a request head (and maybe part of its body); everything the server answers until it
+    closes."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(head.encode() + body)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    return received
+
+
+def test_a_client_waiting_for_100_continue_is_answered_at_once(big_url: str) -> None:
+    head = (f"POST {V2} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {5 * BIG_LIMIT}\r\nExpect: 100-continue\r\n\r\n")  # fmt: skip
+    answer = raw_exchange(big_url, head)  # the server closes: the body need never be sent
+    assert answer.startswith(b"HTTP/1.1 413 ") and b"\r\nconnection: close\r\n" in answer.lower()
+    assert b"100 Continue" not in answer
+    assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["limit"] == "max_body_bytes"
+
+
+def test_a_body_past_the_drain_bound_is_answered_and_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    import restorer.serving.app as app_module
+
+    monkeypatch.setattr(app_module, "DRAIN_BYTES", 2 * BIG_LIMIT)
+    with running(create_app(ServeConfig(max_body_bytes=BIG_LIMIT), loader=FakeRestorer)) as url:
+        head = (f"POST {V1} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {4 * BIG_LIMIT}\r\n\r\n")  # fmt: skip
+        answer = raw_exchange(url, head)  # no draining (it could not end in time): answer, close
+        assert answer.startswith(b"HTTP/1.1 413 ") and b"\r\nconnection: close\r\n" in answer.lower()
+        # within the bound the body is drained as usual
+        conn, response, data = send_whole_body(url, V1, b" " * (2 * BIG_LIMIT), close=True)
+        conn.close()
+        assert response.status == 413 and json.loads(data)["limit"] == "max_body_bytes"
+
+
+def test_a_body_that_stalls_is_answered_and_closed_when_the_drain_time_is_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import restorer.serving.app as app_module
+
+    monkeypatch.setattr(app_module, "DRAIN_SECONDS", 0.5)
+    with running(create_app(ServeConfig(max_body_bytes=BIG_LIMIT), loader=FakeRestorer)) as url:
+        head = (f"POST {V1} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {2 * BIG_LIMIT}\r\n\r\n")  # fmt: skip
+        start = time.monotonic()
+        answer = raw_exchange(url, head, b" " * (BIG_LIMIT + BIG_LIMIT // 2))  # then nothing more
+        assert time.monotonic() - start < 10
+        assert answer.startswith(b"HTTP/1.1 413 ") and b"\r\nconnection: close\r\n" in answer.lower()
 
 
 def test_bad_clients_do_not_hurt_the_server(url: str) -> None:

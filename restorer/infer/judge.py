@@ -7,9 +7,11 @@ synonym of a thesaurus entry). The search over a sentence's edits is greedy and 
 
 1. **Pre-filter.** The base pass gives, for free, how much likelier each candidate's first
    changed token is than the sentence's own token there. Only the ``keep`` best candidates
-   per sentence by that signal (minus their cost) are scored in full.
-2. **Score** the survivors exactly: the LM log-probability of the whole sentence with the
-   edit, minus that of the sentence without it (prefix KV reuse: ``restorer.infer.lm``).
+   per sentence by that signal (minus their cost) are scored in full; the seq2seq model's
+   edits always are.
+2. **Score** the survivors: the LM log-probability of the sentence with the edit, minus that
+   of the sentence without it, over the tokens from the change to ``window`` tokens past it
+   (prefix KV reuse: ``restorer.infer.lm``).
 3. **Accept** the best non-overlapping candidates with a positive net, all at once.
 4. **Re-check** (``rounds`` > 1): against the sentence with the accepted edits, undo any
    edit whose net is no longer positive and accept further candidates that now pay.
@@ -29,13 +31,16 @@ from restorer.infer.proposals import Candidate
 class JudgeConfig:
     """Costs (nats) and the search of the LM judge; defaults chosen on our valid split."""
 
-    margin: float = 1.0  # every edit must raise the sentence's log-probability by this much
+    margin: float = 5.0  # every edit must raise the sentence's log-probability by this much
     table_cost: float = 0.0  # extra cost of an exact table row (spinner or style dictionary)
-    thesaurus_cost: float = 1.0  # extra cost of a thesaurus inverse ...
-    rank_cost: float = 0.1  # ... plus this per rank of the synonym in its head's list
-    seq2seq_cost: float = 0.5  # extra cost of an edit proposed only by the seq2seq model
-    keep: int = 8  # candidates per sentence scored in full after the pre-filter (0: all)
+    thesaurus_cost: float = 2.0  # extra cost of a thesaurus inverse ...
+    rank_cost: float = 0.25  # ... plus this per rank of the synonym in its head's list
+    seq2seq_cost: float = 3.0  # extra cost of an edit proposed only by the seq2seq model
+    agree_bonus: float = 3.0  # less cost when the seq2seq model proposed the same edit
+    keep: int = 16  # candidates per sentence scored in full after the pre-filter (0: all)
     rounds: int = 2
+    window: int | None = 6  # score a variant up to this many tokens past its change (None: all)
+    recheck_within: float = 2.0  # the re-check also re-scores candidates this close to paying
 
     def cost(self, c: Candidate) -> float:
         extra = {
@@ -44,7 +49,7 @@ class JudgeConfig:
             "seq2seq": self.seq2seq_cost,
             "thesaurus": self.thesaurus_cost + self.rank_cost * c.rank,
         }.get(c.source, self.thesaurus_cost)
-        return self.margin + extra
+        return self.margin + extra - (self.agree_bonus if c.agree else 0.0)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> JudgeConfig:
@@ -117,7 +122,10 @@ class Judge:
             firsts = self.scorer.first_gains([out[i].sentence for i in todo],
                                              [[apply(out[i].sentence, [v.candidate]) for v in out[i].verdicts] for i in todo])  # fmt: skip
             for i, fg in zip(todo, firsts, strict=True):
-                ranked = sorted(zip(out[i].verdicts, fg, strict=True), key=lambda x: -(x[1] - x[0].cost))
+                # the seq2seq model's own edits always go on to be scored
+                ranked = sorted(zip(out[i].verdicts, fg, strict=True),
+                                key=lambda x: (not x[0].candidate.agree and x[0].candidate.source != "seq2seq",
+                                               -(x[1] - x[0].cost)))  # fmt: skip
                 survivors[i] = [v for v, _ in ranked[: cfg.keep]]
                 for v, _ in ranked[cfg.keep :]:
                     v.reason = "pre-filter"
@@ -129,7 +137,8 @@ class Judge:
             self._accept(survivors[i])
         # 4. re-check against the sentence with its accepted edits
         for _ in range(cfg.rounds - 1):
-            check = {i: survivors[i] for i in todo if any(v.accepted for v in survivors[i])}
+            check = {i: [v for v in survivors[i] if v.accepted or v.net > -cfg.recheck_within]
+                     for i in todo if any(v.accepted for v in survivors[i])}  # fmt: skip
             if not check:
                 break
             base_edits = {i: [v.candidate for v in check[i] if v.accepted] for i in check}
@@ -165,7 +174,7 @@ class Judge:
             variants.append(row)
             slots.append(keep)
         fn = self.scorer.gains_naive if self.naive else self.scorer.gains
-        for keep, gains in zip(slots, fn(bases, variants), strict=True):
+        for keep, gains in zip(slots, fn(bases, variants, self.cfg.window), strict=True):
             for (v, sign), g in zip(keep, gains, strict=True):
                 v.gain = sign * g
 

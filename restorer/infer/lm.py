@@ -37,6 +37,8 @@ class LMScorerConfig:
     fast: bool = True  # prefix KV reuse + packed variants; False: score every variant in full
     quantize: bool = False  # torch dynamic int8 for the linear layers (CPU only)
     window: int | None = None  # score a variant up to this many tokens past its change
+    dtype: str = "auto"  # auto: bf16 where the device computes it fast (CUDA, CPUs with AVX512-BF16/AMX), else fp32
+    head_fp32: bool = True  # with bf16: the output layer and its softmax still in fp32
 
 
 def _doc_start_id(tok: Any) -> int:
@@ -61,6 +63,26 @@ class _Base:
     hidden: torch.Tensor
     kv: list[tuple[torch.Tensor, torch.Tensor]]
     lp: torch.Tensor
+
+
+def resolve_dtype(name: str, device: str) -> torch.dtype:
+    """``auto``: bf16 on CUDA (fp16 where bf16 is not supported) and on CPUs whose oneDNN runs
+    bf16 natively (AVX512-BF16 or AMX: about 4x fp32 here); fp32 elsewhere."""
+    if name == "fp32":
+        return torch.float32
+    if name in ("bf16", "fp16"):
+        return torch.bfloat16 if name == "bf16" else torch.float16
+    if name != "auto":
+        raise ValueError(f"unknown LM dtype {name!r}; use auto, fp32, bf16 or fp16")
+    if device == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device == "cpu":
+        try:
+            fast = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):
+            fast = False
+        return torch.bfloat16 if fast else torch.float32
+    return torch.float32
 
 
 def _branch(base: list[int], variant: list[int]) -> int:
@@ -98,6 +120,12 @@ class LMScorer:
             model.model.layers = torch.ao.quantization.quantize_dynamic(
                 model.model.layers, {torch.nn.Linear: torch.ao.quantization.per_channel_dynamic_qconfig}
             )
+        self.dtype = resolve_dtype(self.cfg.dtype, self.device.type)
+        self._head_w: torch.Tensor | None = None
+        if self.dtype != torch.float32 and not self.cfg.quantize:
+            if self.cfg.head_fp32:
+                self._head_w = model.lm_head.weight.detach().float().clone()
+            model = model.to(self.dtype)
         self.model = model
         self.n_forward_tokens = 0  # tokens through the LM (for benchmarks)
         self._bases: dict[tuple[int, ...], _Base] = {}
@@ -115,8 +143,13 @@ class LMScorer:
 
     def _head_lp(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """log p(target) for each row of final hidden states."""
-        logits = self.model.lm_head(hidden).float()
+        logits = self._logits(hidden)
         return logits.gather(-1, targets[:, None])[:, 0] - torch.logsumexp(logits, -1)
+
+    def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        if self._head_w is not None:
+            return hidden.float() @ self._head_w.T
+        return self.model.lm_head(hidden).float()
 
     # ------------------------------------------------------------------ naive
     @torch.inference_mode()
@@ -137,7 +170,8 @@ class LMScorer:
                 ids[r, : len(s)] = torch.tensor(s)
                 mask[r, : len(s)] = 1
             ids, mask = ids.to(self.device), mask.to(self.device)
-            logits = self.model(input_ids=ids, attention_mask=mask).logits.float()
+            hidden = self.model.model(input_ids=ids, attention_mask=mask).last_hidden_state
+            logits = self._logits(hidden)
             self.n_forward_tokens += int(mask.sum())
             lp = logits[:, :-1].gather(-1, ids[:, 1:, None])[..., 0] - torch.logsumexp(logits[:, :-1], -1)
             for r, k in enumerate(order[i:j]):
@@ -216,7 +250,7 @@ class LMScorer:
                 if states is None:
                     lp_rows = self._naive_rows(base)
                 else:
-                    logits = self.model.lm_head(states[i].hidden[:-1]).float()
+                    logits = self._logits(states[i].hidden[:-1])
                     lp_rows = logits - torch.logsumexp(logits, -1, keepdim=True)
                 row = []
                 for _ in vs:
@@ -232,7 +266,8 @@ class LMScorer:
         return out
 
     def _naive_rows(self, base: list[int]) -> torch.Tensor:
-        logits = self.model(input_ids=torch.tensor([base], device=self.device)).logits[0, :-1].float()
+        hidden = self.model.model(input_ids=torch.tensor([base], device=self.device)).last_hidden_state
+        logits = self._logits(hidden[0, :-1])
         self.n_forward_tokens += len(base)
         return logits - torch.logsumexp(logits, -1, keepdim=True)
 
@@ -291,7 +326,8 @@ class LMScorer:
         nmask = torch.zeros(B, 1, width, T + width, dtype=torch.bool)
         past = []
         for li in range(len(states[0].kv)):
-            ks = torch.zeros(B, *states[0].kv[li][0].shape[:1], T, states[0].kv[li][0].shape[-1], device=dev)
+            k0 = states[0].kv[li][0]
+            ks = torch.zeros(B, k0.shape[0], T, k0.shape[-1], device=dev, dtype=k0.dtype)
             vs_ = torch.zeros_like(ks)
             for r, st in enumerate(states):
                 n = len(st.ids)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -97,9 +97,12 @@ class JudgeTier:
         """The sentence's candidates that may be judged, and those the guard refuses."""
         cands = self.proposer.propose(sentence)
         if decoded is not None and decoded.text.strip() and decoded.text.strip() != sentence:
-            seen = {(c.start, c.end, c.replacement) for c in cands}
+            at = {(c.start, c.end, c.replacement): k for k, c in enumerate(cands)}
             for e in align(sentence, decoded.text, decoded):
-                if (e.start, e.end, e.replacement) not in seen and e.original.strip() and e.replacement.strip():
+                k = at.get((e.start, e.end, e.replacement))
+                if k is not None:  # the seq2seq model agrees with a table
+                    cands[k] = replace(cands[k], agree=True)
+                elif e.original.strip() and e.replacement.strip():
                     cands.append(Candidate(e.start, e.end, e.original, e.replacement, "seq2seq"))
         if not guard.enabled:
             return cands, []

@@ -23,7 +23,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from restorer import __version__
 from restorer.serving.batcher import Batcher, QueueTimeout, RestorerLike, Unavailable
@@ -174,6 +176,86 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise _too_large(f"more than {limit} bytes", limit)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+# how much of a request body the server reads and throws away, and for how long, to answer a
+# client it has already answered (e.g. 413): past these it answers with "Connection: close"
+DRAIN_BYTES = 64 * 1024 * 1024
+DRAIN_SECONDS = 15.0
+
+
+class DrainBodyMiddleware:
+    """Reads and discards the unread rest of a request body before a response goes out.
+
+    Handlers answer some requests without reading their whole body: ``read_body`` refuses one
+    over ``max_body_bytes`` as soon as it knows, and a wrong model or method never reads it. If
+    the server then closed the connection (the client sent ``Connection: close``, as ``urllib``
+    does, or spoke HTTP/1.0, or the server is stopping) with the body's rest unread, the kernel
+    would reset it, and a client that writes its whole body before reading the response (as
+    ``requests``, ``urllib`` and ``http.client`` do) would see "connection reset by peer", not the
+    answer. So, when the response starts, the rest of the body is read and thrown away, at most
+    ``max_bytes`` for at most ``max_seconds``; past those (or a declared length over
+    ``max_bytes``) the response says ``Connection: close`` and the server closes without reading
+    on. A client waiting for ``100 Continue`` that was never asked for its body is not asked now:
+    it gets the answer with ``Connection: close`` and need not send the body at all.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int = DRAIN_BYTES, max_seconds: float = DRAIN_SECONDS):
+        self.app = app
+        self.max_bytes = max_bytes
+        self.max_seconds = max_seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        length = headers.get("content-length", "").strip()
+        if not (length.isdigit() and int(length) > 0) and "transfer-encoding" not in headers:
+            await self.app(scope, receive, send)  # no body
+            return
+        declared = int(length) if length.isdigit() else None
+        received = 0
+        asked = ended = False
+
+        async def tracked() -> Message:
+            nonlocal received, asked, ended
+            asked = True
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                ended = not message.get("more_body", False)
+            else:
+                ended = True  # the client left
+            return message
+
+        async def drained(message: Message) -> None:
+            if message["type"] == "http.response.start" and not ended:
+                waiting = not asked and "100-continue" in headers.get("expect", "").lower()
+                too_much = declared is not None and declared - received > self.max_bytes
+                if waiting or too_much or not await self._drain(receive):
+                    MutableHeaders(scope=message)["connection"] = "close"
+            await send(message)
+
+        await self.app(scope, tracked, drained)
+
+    async def _drain(self, receive: Receive) -> bool:
+        """Read the body to its end; False if that took more than the bytes or time allowed."""
+
+        async def read_rest() -> bool:
+            left = self.max_bytes
+            while True:
+                message = await receive()
+                if message["type"] != "http.request" or not message.get("more_body", False):
+                    return True
+                left -= len(message.get("body", b""))
+                if left < 0:
+                    return False
+
+        try:
+            return await asyncio.wait_for(read_rest(), self.max_seconds)
+        except asyncio.TimeoutError:
+            return False
 
 
 def _too_large(got: str, limit: int) -> APIError:
@@ -463,6 +545,8 @@ def create_app(config: ServeConfig | None = None, loader: Loader | None = None) 
     add_v1_routes(app, state)
     add_error_handlers(app)
     install_openapi(app, config)
+    # inside the log middleware, so the draining counts in the request's time
+    app.add_middleware(DrainBodyMiddleware, max_bytes=DRAIN_BYTES, max_seconds=DRAIN_SECONDS)
     app.add_middleware(RequestLogMiddleware, metrics=metrics, log_texts=config.log_texts)
     return app
 

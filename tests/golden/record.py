@@ -28,12 +28,15 @@ def main() -> None:
     rows: list[dict[str, str]] = [{"input": i} for i in INPUTS]
     # the default CPU path (the shipped int8 CTranslate2 export) and the torch backend
     for prefix, backend in (("", "auto"), ("torch_", "torch")):
-        r = Restorer.from_pretrained(device="cpu", backend=backend)
+        r = Restorer.from_pretrained(device="cpu", backend=backend, judge="none")
         outputs = r.restore(INPUTS)
         r.guard.enabled = False
         raw = r.restore(INPUTS)
         for row, o, w in zip(rows, outputs, raw, strict=True):
             row[prefix + "output"], row[prefix + "raw"] = o, w
+    # the default path: the seq2seq tier's proposals and the tables', judged by the base LM
+    for row, o in zip(rows, Restorer.from_pretrained(device="cpu", threads=2).restore(INPUTS), strict=True):
+        row["judge_output"] = o
     with open(HERE / "default.jsonl", "w", encoding="utf-8") as fh:
         for row in rows:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
