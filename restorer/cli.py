@@ -177,6 +177,7 @@ def _load_restorer(args: argparse.Namespace, world: World | None = None):  # -> 
     """The model of the command line; with several processes in ``world``, on this process's
     GPU (``cuda:LOCAL_RANK``) or its share of the CPU cores."""
     from restorer.inference import ModelNotFoundError, Restorer
+    from restorer.model.base_lm import LMFetchError
 
     if args.batch_size < 1:
         raise CLIError("--batch-size must be at least 1")
@@ -188,9 +189,9 @@ def _load_restorer(args: argparse.Namespace, world: World | None = None):  # -> 
     try:
         return Restorer.from_pretrained(
             args.model, device=device, batch_size=args.batch_size, threads=threads,
-            guard=_guard_config(args), decoder=args.decoder, backend=args.backend,
+            guard=_guard_config(args), decoder=args.decoder, backend=args.backend, judge=args.judge,
         )  # fmt: skip
-    except (ModelNotFoundError, ValueError) as exc:
+    except (ModelNotFoundError, ValueError, LMFetchError) as exc:
         raise CLIError(str(exc)) from None
 
 
@@ -207,6 +208,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         "explain": args.explain,
         "model": str(Path(args.model).resolve()) if args.model else "default",
         "guard": asdict(_guard_config(args)),
+        "judge": args.judge,
     }
     options = RestoreOptions(args.format, args.explain, args.resume, args.chunk_lines, settings)
     try:
@@ -434,7 +436,8 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-guard", action="store_true", help="use the model's output as is, without the guard")
     p.add_argument(
         "--min-confidence", type=float, default=None, metavar="X",
-        help="the guard keeps an edit only when the model's confidence is at least X (0-1; default: 0.5)",
+        help="seq2seq tier (--judge none): the guard keeps an edit only when the model's confidence is at "
+        "least X (0-1; default: 0.4)",
     )  # fmt: skip
     p.add_argument(
         "--backend", choices=("auto", "torch", "ctranslate2"), default="auto",
@@ -445,6 +448,12 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
         "--decoder", choices=("speculative", "greedy"), default=None,
         help="torch backend: copy-speculative (default) or plain greedy generate; the outputs are the same "
         "(asking for one picks the torch backend under --backend auto)",
+    )  # fmt: skip
+    p.add_argument(
+        "--judge", default="auto", metavar="NAME|DIR|none",
+        help="the LM that judges proposed edits: auto (default: the one the model directory names, "
+        "for the shipped model smollm2-135m, fetched and cached on first use), a known LM name "
+        "(restorer models list), a directory of a causal LM, or none (the seq2seq model alone, as before)",
     )  # fmt: skip
 
 

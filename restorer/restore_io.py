@@ -269,6 +269,23 @@ def plain_diff(source: str, edits: Sequence[Edit]) -> str:
     return "".join(marks[kind].format(text) for kind, text in diff_segments(source, edits))
 
 
+def judge_report(source: str, exp: Explanation, max_rejected: int = 5) -> str:
+    """The LM judge's reasons for one line: each edit with its proposer and gain in nats, and
+    the best rejected candidates with why they were rejected."""
+    def one(e: Edit) -> str:
+        gain = "" if e.gain is None else f", {e.gain:+.2f} nats"
+        return f"{e.original!r} -> {e.replacement!r} ({e.source}{gain})"
+
+    lines = [f"judge: {source[:60]!r}" + ("..." if len(source) > 60 else "")]
+    lines += [f"  edit     {one(e)}" for e in exp.edits]
+    scored = sorted((e for e in exp.rejected if e.gain is not None), key=lambda e: -(e.gain or 0.0))
+    lines += [f"  rejected {one(e)}: {e.reason}" for e in scored[:max_rejected]]
+    refused = [e for e in exp.rejected if e.gain is None and e.reason != "pre-filter"]
+    if refused:
+        lines.append(f"  refused by the guard: {len(refused)} (e.g. {one(refused[0])}: {refused[0].reason})")
+    return "\n".join(lines) + "\n"
+
+
 def rich_diff(source: str, edits: Sequence[Edit]) -> Any:
     """A ``rich.text.Text`` of ``source`` with replaced words struck in red, new ones in green."""
     from rich.text import Text
@@ -311,6 +328,8 @@ class ChunkRestorer:
                 continue
             exp = next(exps)
             text = plain_diff(body, exp.edits) if self.explain else exp.text
+            if self.explain and any(e.gain is not None for e in exp.edits + exp.rejected):
+                sys.stderr.write(judge_report(body, exp))  # stdout keeps line i for line i
             out.append(LineResult(_one_line(text) + ending, body, ending, exp))
         return out
 

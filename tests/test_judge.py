@@ -288,3 +288,36 @@ def test_bf16_scorer_is_close_to_fp32(tiny_lm: Path, proposer: Proposer) -> None
     assert max(diffs) < 0.5 and sum(diffs) / len(diffs) < 0.1
     with pytest.raises(ValueError, match="unknown LM dtype"):
         resolve_dtype("int3", "cpu")
+
+
+def test_cli_explain_reports_the_judge_and_judge_none_turns_it_off(
+    judged_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from restorer.cli import main
+
+    src = tmp_path / "in.txt"
+    src.write_text("The firm stated final week.\n\n  Youngsters had been glad.\n", encoding="utf-8")
+    assert main(["restore", str(src), "--model", str(judged_model), "--backend", "torch", "--explain"]) == 0
+    out, err = capsys.readouterr()
+    assert out.count("\n") == 3 and "[-" in out and "{+" in out
+    assert "judge:" in err and "(table, " in err and "nats" in err
+    jl = tmp_path / "in.jsonl"
+    jl.write_text(json.dumps({"text": "The firm stated final week."}) + "\n", encoding="utf-8")
+    assert main(["restore", str(jl), "--format", "jsonl", "--model", str(judged_model), "--backend", "torch", "--explain"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["edits"] and all(e["source"] == "table" and isinstance(e["gain"], float) for e in row["edits"])
+    assert main(["restore", str(src), "--model", str(judged_model), "--backend", "torch", "--judge", "none"]) == 0
+    out, err = capsys.readouterr()
+    assert "judge:" not in err and out.count("\n") == 3
+
+
+def test_unknown_judge_name_is_a_clear_cli_error(tiny_model: Path, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    from restorer.cli import main
+
+    monkeypatch.setenv("RESTORER_CACHE", str(tmp_path / "cache"))
+    src = tmp_path / "in.txt"
+    src.write_text("The firm stated.\n", encoding="utf-8")
+    assert main(["restore", str(src), "--model", str(tiny_model), "--judge", "no-such-lm"]) == 2
+    assert "no-such-lm" in capsys.readouterr().err

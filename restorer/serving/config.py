@@ -33,6 +33,7 @@ class ServeConfig:
     decode_batch_size: int = _opt(32, "sentences per forward pass of the model")
     guard: bool = _opt(True, "apply the faithfulness guard (--no-guard: the model's raw output)")
     min_confidence: float | None = _opt(None, "the guard's minimum edit confidence, 0-1 (default: 0.4)")
+    judge: str = _opt("auto", "the LM judge: auto (the model's own), a known LM name, an LM directory, or none")
     # the HTTP server
     host: str = _opt("127.0.0.1", "address to listen on")
     port: int = _opt(8080, "port to listen on (0: any free port)")
