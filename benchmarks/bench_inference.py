@@ -49,7 +49,7 @@ def run_one(args: argparse.Namespace) -> None:
         from restorer.decoding import greedy_decode, speculative_decode
         from restorer.inference import Restorer
 
-        r = Restorer.from_pretrained(args.model, device="cpu", threads=args.threads, backend="torch")
+        r = Restorer.from_pretrained(args.model, device="cpu", threads=args.threads, backend="torch", judge="none")
         fn = greedy_decode if args.decoder == "generate" else speculative_decode
         workers = args.threads if args.decoder == "speculative" else 1
 

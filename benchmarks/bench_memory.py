@@ -1,4 +1,5 @@
-"""Peak memory of restoring text: the default CPU path against the torch backend.
+"""Peak memory of restoring text: the default path (the LM judge) and the seq2seq tier on
+its CPU default (``--judge none``), against the torch backend of the seq2seq tier.
 
 Each configuration runs in its own child process: load the model with
 ``Restorer.from_pretrained`` and restore ``--n`` spun sentences. It reports the peak resident set
@@ -16,7 +17,7 @@ import resource
 import subprocess
 import sys
 
-BACKENDS = ("auto", "torch")
+CONFIGS = {"default (LM judge)": ("auto", "auto"), "seq2seq tier": ("auto", "none"), "seq2seq tier, torch": ("torch", "none")}
 
 
 def peak_mb() -> float:
@@ -29,7 +30,8 @@ def child(args: argparse.Namespace) -> None:
     from restorer.pairs import read_pairs
 
     stages["imports"] = peak_mb()
-    r = Restorer.from_pretrained(args.model, device="cpu", threads=args.threads, backend=args.backend)
+    r = Restorer.from_pretrained(args.model, device="cpu", threads=args.threads, backend=args.backend,
+                                judge=args.judge)
     stages["loaded"] = peak_mb()
     sents = [p["spun"] for p in read_pairs(args.pairs)[: args.n]]
     r.restore(sents)
@@ -43,23 +45,24 @@ def main() -> None:
     ap.add_argument("--model", default=None, help="model directory (default: the shipped model)")
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--backend", choices=BACKENDS, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--backend", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--judge", default="auto", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.backend:
         child(args)
         return
     rows = {}
-    for backend in BACKENDS:
+    for name, (backend, judge) in CONFIGS.items():
         cmd = [sys.executable, __file__, "--pairs", args.pairs, "--n", str(args.n), "--threads", str(args.threads),
-               "--backend", backend] + (["--model", args.model] if args.model else [])  # fmt: skip
+               "--backend", backend, "--judge", judge] + (["--model", args.model] if args.model else [])  # fmt: skip
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-        rows[backend] = json.loads(out.strip().splitlines()[-1])
-    base = rows["torch"]["stages"]["restored"]
+        rows[name] = json.loads(out.strip().splitlines()[-1])
+    base = rows["seq2seq tier, torch"]["stages"]["restored"]
     print(f"peak RSS (MB) while restoring {args.n} spun sentences, {args.threads} threads, guard on")
     print(f"{'Restorer.from_pretrained(...)':34} {'imports':>8} {'loaded':>8} {'restored':>9} {'x torch':>8}")
-    for backend, row in rows.items():
+    for label, row in rows.items():
         st = row["stages"]
-        name = f"backend={backend!r} ({row['backend']})"
+        name = f"{label} ({row['backend']})"
         print(f"{name:34} {st['imports']:8.0f} {st['loaded']:8.0f} {st['restored']:9.0f} "
               f"{st['restored'] / base:8.2f}")  # fmt: skip
 

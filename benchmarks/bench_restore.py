@@ -33,8 +33,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     sents = [p["spun"] for p in read_pairs(args.pairs)[: args.n]]
     words = sum(len(s.split()) for s in sents)
-    torch_r = Restorer.from_pretrained(args.model, device="cpu", batch_size=args.batch_size, backend="torch")
-    default_r = Restorer.from_pretrained(args.model, device="cpu", batch_size=args.batch_size, threads=args.threads)
+    torch_r = Restorer.from_pretrained(args.model, device="cpu", batch_size=args.batch_size, backend="torch", judge="none")
+    default_r = Restorer.from_pretrained(args.model, device="cpu", batch_size=args.batch_size, threads=args.threads,
+                                          judge="none")  # the seq2seq tier; the judge: bench_judge.py
     runs = {
         f"Restorer, default ({default_r.backend})": default_r,
         "Restorer, torch (copy-speculative)": torch_r,

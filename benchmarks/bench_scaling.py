@@ -112,7 +112,7 @@ def load_restorer(backend: str, args: argparse.Namespace) -> Any:
 
     path = (args.ct2_dir or args.model) if backend == "ctranslate2" else args.model
     return Restorer.from_pretrained(
-        path, device=args.device, threads=args.threads, guard=False, backend=backend
+        path, device=args.device, threads=args.threads, guard=False, backend=backend, judge="none"
     )
 
 

@@ -150,7 +150,7 @@ def score(model: Path, sets: dict[str, Path], threads: int) -> dict[str, Any]:
     from restorer.inference import Restorer
     from restorer.pairs import read_pairs
 
-    r = Restorer.from_pretrained(model, device="cpu", threads=threads, backend="torch")  # one backend for all
+    r = Restorer.from_pretrained(model, device="cpu", threads=threads, backend="torch", judge="none")  # one backend for all
     out = {}
     for name in SETS:
         res = evaluate_pairs(r, read_pairs(sets[name]), both=True)

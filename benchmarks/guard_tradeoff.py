@@ -35,7 +35,7 @@ def main() -> None:
         pairs = pairs[: args.limit]
     spun = [p["spun"] for p in pairs]
     orig = [p["original"] for p in pairs]
-    r = Restorer.from_pretrained(args.model, device="cpu", threads=args.threads, guard=False, backend="torch")
+    r = Restorer.from_pretrained(args.model, device="cpu", threads=args.threads, guard=False, backend="torch", judge="none")
     t0 = time.perf_counter()
     dec = r.decode(spun + orig)
     secs = time.perf_counter() - t0

@@ -321,3 +321,20 @@ def test_unknown_judge_name_is_a_clear_cli_error(tiny_model: Path, tmp_path: Pat
     src.write_text("The firm stated.\n", encoding="utf-8")
     assert main(["restore", str(src), "--model", str(tiny_model), "--judge", "no-such-lm"]) == 2
     assert "no-such-lm" in capsys.readouterr().err
+
+
+def test_loose_proposers_never_touch_names_or_delete_freely() -> None:
+    from restorer.decoding import Decoded
+    from restorer.infer.pipeline import JudgeSpec, JudgeTier
+
+    tier = JudgeTier(None, JudgeSpec(proposers=["tables", "seq2seq"]))
+    s = "Manager Erik ten Hag stated the big match was won."
+    ok, refused = tier.candidates(s, Decoded("Manager Erik ten Witch said the match was won."), GuardConfig())
+    assert any(c.original == "stated" and c.replacement == "said" and c.agree for c in ok)
+    assert not any("Hag" in c.original for c in ok)
+    reasons = {(e.original.strip(), e.replacement.strip()): e.reason for e in refused}
+    assert reasons[("Hag", "Witch")] == "capitalised word"
+    assert not any(c.original.strip() == "big" and not c.replacement.strip() for c in ok)
+    # a capital that opens the sentence (after a quote) is not a name by position
+    ok2, _ = tier.candidates("“Folks said so.", Decoded("“People said so."), GuardConfig())
+    assert any(c.original == "Folks" and c.replacement == "People" for c in ok2)

@@ -111,9 +111,11 @@ class JudgeTier:
         for c in cands:
             e = Edit(c.start, c.end, c.original, c.replacement, 1.0, source=c.source)
             reason = _reject(e, sentence, guard, protected, looks_like_name)
-            if not reason and len(WORD_RE.findall(c.replacement)) < len(WORD_RE.findall(c.original)) \
-                    and c.source in ("thesaurus", "seq2seq"):  # fmt: skip
+            loose = c.source in ("thesaurus", "seq2seq")
+            if not reason and loose and len(WORD_RE.findall(c.replacement)) < len(WORD_RE.findall(c.original)):
                 reason = "free deletion"  # only a table's phrase paraphrase may shorten a sentence
+            if not reason and loose and _capitalised_inside(sentence, c):
+                reason = "capitalised word"  # a name; spinners' swaps of names live in the tables
             if reason:
                 e.accepted, e.reason = False, reason
                 refused.append(e)
@@ -139,6 +141,15 @@ class JudgeTier:
                 edits.sort(key=lambda e: (e.start, e.end, not e.accepted))
                 out.append(Guarded(apply(s, j.accepted), edits, len(WORD_RE.findall(s))))
         return out
+
+
+def _capitalised_inside(sentence: str, c: Candidate) -> bool:
+    """A capitalised word of the candidate's span that does not open the sentence (Ten Hag)."""
+    for m in WORD_RE.finditer(c.original):
+        w = m.group()
+        if w[:1].isupper() and sentence[: c.start + m.start()].strip(" \"'“‘(["):
+            return True
+    return False
 
 
 def _edit(v: Verdict) -> Edit:
