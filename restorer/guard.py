@@ -36,7 +36,12 @@ _PROTECTED_RE = re.compile(
     r"|\b\w*_\w*\b"  # snake_case identifiers
     r"|\b[a-z]+[A-Z]\w*\b"  # camelCase identifiers
     r"|\b\w+\.(?:py|js|ts|html?|json|ya?ml|txt|md|csv|exe|com|org|net)\b"  # file and host names
+    r"|(?<![\w@#])[@#]\w+"  # @handles and #hashtags
+    r"|(?<![\w/])/[\w.-]+(?:/[\w.-]*)+|\b[A-Za-z]:\\\S+"  # file paths
+    r"|“[^”\n]*”|(?<!\w)\"[^\"\n]*\""  # quoted strings: a quotation is kept word for word
 )
+# a number with what is written onto it: 3,500  12.5%  $4.99  £1.2bn  10:30  2024-03-05  5th
+_NUMBER_TOKEN_RE = re.compile(r"[$€£¥]?\d(?:[\d,.:/-]*\d)?(?:%|[^\W\d_]+)?")
 _SMALL_NUMBER_RE = re.compile(r"\d{1,2}(?:st|nd|rd|th)?")
 _DIGIT_RE = re.compile(r"\d")
 _WORDY_RE = re.compile(r"\w")
@@ -212,6 +217,12 @@ def _stutters(edit: Edit) -> bool:
     return b.startswith(a) and len(extra) >= 2 and a.endswith(extra)
 
 
+def _touches(edit: Edit, spans: list[tuple[int, int]]) -> bool:
+    """The edit overlaps a span, or writes right against one: an edit that ends where a
+    protected token starts (or starts where one ends) would glue text onto it."""
+    return any(s <= edit.end and edit.start <= e for s, e in spans)
+
+
 def _reject(edit: Edit, sentence: str, cfg: GuardConfig, protected: list[tuple[int, int]],
             is_name: Callable[[str, bool], bool]) -> str:  # fmt: skip
     """The reason to keep the input's words for ``edit``, or ``""`` to accept it."""
@@ -227,8 +238,11 @@ def _reject(edit: Edit, sentence: str, cfg: GuardConfig, protected: list[tuple[i
         edit.original + edit.replacement
     ):
         return "punctuation only"  # spinners swap words, they do not punctuate
-    if cfg.protect_code and any(s < edit.end and edit.start < e for s, e in protected):
+    if cfg.protect_code and _touches(edit, protected):
         return "code, URL or e-mail"
+    if cfg.protect_numbers and _touches(edit, [m.span() for m in _NUMBER_TOKEN_RE.finditer(sentence)]) \
+            and not _SMALL_NUMBER_RE.fullmatch(edit.original.strip()):  # fmt: skip
+        return "number"
     if cfg.protect_numbers:
         src_digits = _DIGIT_RE.search(edit.original) is not None
         out_digits = _DIGIT_RE.findall(edit.replacement)

@@ -48,6 +48,11 @@ def ship_model(
     for name in KEEP:
         if (src / name).exists():
             shutil.copy2(src / name, tmp / name)
+    # the judge the model restores with: the source's own, else the one already shipped there
+    for judge_file in (src / "restorer.json", dst / "restorer.json"):
+        if judge_file.exists():
+            shutil.copy2(judge_file, tmp / "restorer.json")
+            break
     if ctranslate2 and ct2_available():  # the fast CPU path of Restorer (backend auto)
         export_ctranslate2(tmp, tmp / SUBDIR, "int8", force=True, source=dst)
     if dst.exists():
@@ -83,7 +88,7 @@ def evaluate_shipped(model_dir: Path, pairs_path: Path, limit: int = 0) -> dict[
     ev: dict[str, Any] = {"pairs": str(pairs_path), "n": len(pairs)}
     backends = ["torch"] + (["ctranslate2"] if (model_dir / SUBDIR).exists() and ct2_available() else [])
     for backend in backends:
-        r = Restorer.from_pretrained(model_dir, device="cpu", backend=backend)
+        r = Restorer.from_pretrained(model_dir, device="cpu", backend=backend, judge="none")
         ev[backend] = evaluate_pairs(r, pairs, both=True)
     default = ev[backends[-1]]  # what Restorer runs on the CPU (backend auto)
     ev["guard"], ev["no_guard"] = default["guard"], default["no_guard"]

@@ -135,7 +135,7 @@ class JudgeTier:
                 cands.append(ok)
                 refused.append(no)
             judged = self.judge.judge(part, cands)
-            self.scorer.clear()
+            self.judge.scorer.clear()
             for s, j, no in zip(part, judged, refused, strict=True):
                 edits = [_edit(v) for v in j.verdicts if v.accepted or v.gain is not None] + no
                 edits.sort(key=lambda e: (e.start, e.end, not e.accepted))
