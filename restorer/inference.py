@@ -125,7 +125,7 @@ class Restorer:
         guard: GuardConfig | bool | dict[str, Any] = True,
         decoder: str | None = None,
         backend: str = "auto",
-        judge: str | None = "auto",
+        judge: Any = "auto",
     ) -> Restorer:
         """Load a model directory (default: the shipped model).
 
@@ -144,7 +144,8 @@ class Restorer:
         shipped model names SmolLM2-135M: proposals from the inverted spinner tables and the
         seq2seq model, chosen by the LM); ``none`` restores with the seq2seq model alone; a
         known LM name (``restorer models list``) or a directory of a causal LM uses that LM
-        with the default judge settings. The LM is fetched and cached on first use."""
+        with the default judge settings; a ``restorer.infer.pipeline.JudgeSpec`` is used as
+        it is. The LM is fetched and cached on first use."""
         from transformers import AutoTokenizer
         from transformers.utils import logging as hf_logging
 
@@ -320,14 +321,16 @@ class Restorer:
         return self.explain_documents(_check_list(text))
 
 
-def _load_judge(model_dir: Path, judge: str | None, device: str, threads: int | None) -> Any:
+def _load_judge(model_dir: Path, judge: Any, device: str, threads: int | None) -> Any:
     """The judge tier ``judge`` asks for (see ``Restorer.from_pretrained``), or None."""
     if judge is None or judge == "none":
         return None
     from restorer.infer.pipeline import JudgeSpec, JudgeSpecError, JudgeTier, read_judge_spec
 
     try:
-        if judge == "auto":
+        if isinstance(judge, JudgeSpec):
+            spec = judge
+        elif judge == "auto":
             spec = read_judge_spec(model_dir)
             if spec is None:
                 return None

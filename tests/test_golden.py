@@ -90,7 +90,8 @@ def test_golden_outputs_of_the_default_judge() -> None:
     if cached_lm(DEFAULT_LM) is None:
         pytest.skip(f"the base LM {DEFAULT_LM} is not cached (restorer models fetch)")
     rows = [json.loads(x) for x in GOLDEN.read_text(encoding="utf-8").splitlines()]
-    r = Restorer.from_pretrained(device="cpu", threads=2)
+    spec.scorer = {**spec.scorer, "dtype": "fp32"}  # the same numbers on CPUs with and without bf16
+    r = Restorer.from_pretrained(device="cpu", threads=2, judge=spec)
     assert r.judge is not None
     exps = r.explain([row["input"] for row in rows])
     for row, e in zip(rows, exps, strict=True):

@@ -141,10 +141,14 @@ class LMScorer:
         ids = self.tok(list(texts), add_special_tokens=False)["input_ids"]
         return [[self.start_id, *x] for x in ids]
 
-    def _head_lp(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """log p(target) for each row of final hidden states."""
-        logits = self._logits(hidden)
-        return logits.gather(-1, targets[:, None])[:, 0] - torch.logsumexp(logits, -1)
+    def _head_lp(self, hidden: torch.Tensor, targets: torch.Tensor, rows: int = 256) -> torch.Tensor:
+        """log p(target) for each row of final hidden states, ``rows`` at a time: the logits of
+        a whole batch (thousands of rows x the vocabulary) would be gigabytes."""
+        out = []
+        for i in range(0, hidden.shape[0], rows):
+            logits = self._logits(hidden[i : i + rows])
+            out.append(logits.gather(-1, targets[i : i + rows, None])[:, 0] - torch.logsumexp(logits, -1))
+        return torch.cat(out) if out else hidden.new_zeros(0, dtype=torch.float32)
 
     def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
         if self._head_w is not None:
@@ -171,9 +175,9 @@ class LMScorer:
                 mask[r, : len(s)] = 1
             ids, mask = ids.to(self.device), mask.to(self.device)
             hidden = self.model.model(input_ids=ids, attention_mask=mask).last_hidden_state
-            logits = self._logits(hidden)
             self.n_forward_tokens += int(mask.sum())
-            lp = logits[:, :-1].gather(-1, ids[:, 1:, None])[..., 0] - torch.logsumexp(logits[:, :-1], -1)
+            h = hidden[:, :-1]
+            lp = self._head_lp(h.reshape(-1, h.shape[-1]), ids[:, 1:].reshape(-1)).view(h.shape[0], -1)
             for r, k in enumerate(order[i:j]):
                 out[k] = lp[r, : len(seqs[k]) - 1].cpu()
             i = j

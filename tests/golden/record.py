@@ -35,7 +35,13 @@ def main() -> None:
         for row, o, w in zip(rows, outputs, raw, strict=True):
             row[prefix + "output"], row[prefix + "raw"] = o, w
     # the default path: the seq2seq tier's proposals and the tables', judged by the base LM
-    for row, o in zip(rows, Restorer.from_pretrained(device="cpu", threads=2).restore(INPUTS), strict=True):
+    from restorer.infer.pipeline import read_judge_spec
+    from restorer.inference import default_model_dir
+
+    spec = read_judge_spec(default_model_dir())
+    spec.scorer = {**spec.scorer, "dtype": "fp32"}  # as the test loads it: the same on every CPU
+    judged = Restorer.from_pretrained(device="cpu", threads=2, judge=spec).restore(INPUTS)
+    for row, o in zip(rows, judged, strict=True):
         row["judge_output"] = o
     with open(HERE / "default.jsonl", "w", encoding="utf-8") as fh:
         for row in rows:
