@@ -251,21 +251,25 @@ class LMScorer:
         with torch.inference_mode():
             for i, vs in enumerate(variants):
                 base = base_ids[i]
+                vids = flat[k : k + len(vs)]
+                k += len(vs)
+                branches = [_branch(base, v) for v in vids]
+                # only the positions where some variant branches off
+                at = sorted({b - 1 for b, v in zip(branches, vids, strict=True) if b < len(v)})
                 if states is None:
-                    lp_rows = self._naive_rows(base)
-                else:
-                    logits = self._logits(states[i].hidden[:-1])
+                    lp_rows = self._naive_rows(base)[at] if at else None
+                elif at:
+                    logits = self._logits(states[i].hidden[at])
                     lp_rows = logits - torch.logsumexp(logits, -1, keepdim=True)
+                where = {p: j for j, p in enumerate(at)}
                 row = []
-                for _ in vs:
-                    v = flat[k]
-                    k += 1
-                    b = _branch(base, v)
-                    if b >= len(v):
+                for b, v in zip(branches, vids, strict=True):
+                    if b >= len(v) or lp_rows is None:
                         row.append(0.0)
                         continue
-                    old = float(lp_rows[b - 1, base[b]]) if b < len(base) else 0.0
-                    row.append(float(lp_rows[b - 1, v[b]]) - old)
+                    lp = lp_rows[where[b - 1]]
+                    old = float(lp[base[b]]) if b < len(base) else 0.0
+                    row.append(float(lp[v[b]]) - old)
                 out.append(row)
         return out
 
