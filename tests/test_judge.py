@@ -92,7 +92,15 @@ def test_fast_gains_equal_naive_full_rescoring(scorer, proposer: Proposer, windo
     assert sum(map(len, variants)) > 20
     fast = scorer.gains(bases, variants, window)
     scorer.clear()
+    scorer.cfg.max_row_tokens = 16  # a sentence's variants split over several packed rows
+    try:
+        split = scorer.gains(bases, variants, window)
+    finally:
+        scorer.cfg.max_row_tokens = 192
+        scorer.clear()
     naive = scorer.gains_naive(bases, variants, window)
+    for s_, f in zip(split, fast, strict=True):
+        assert s_ == pytest.approx(f, abs=1e-4)
     for f, n in zip(fast, naive, strict=True):
         assert len(f) == len(n)
         for a, b in zip(f, n, strict=True):

@@ -34,6 +34,7 @@ class LMScorerConfig:
     """How the judge's LM runs."""
 
     max_batch_tokens: int = 2048  # tokens per forward pass (base rows, or packed variant rows)
+    max_row_tokens: int = 192  # most variant tokens packed into one row
     fast: bool = True  # prefix KV reuse + packed variants; False: score every variant in full
     quantize: bool = False  # torch dynamic int8 for the linear layers (CPU only)
     window: int | None = None  # score a variant up to this many tokens past its change
@@ -294,23 +295,40 @@ class LMScorer:
             var_ids.append(flat[k : k + len(vs)])
             k += len(vs)
         out: list[list[float]] = [[] for _ in bases]
-        order = sorted(range(len(bases)), key=lambda i: len(base_ids[i]))
-        i = 0
-        while i < len(order):
-            j, load = i, 0
-            while j < len(order):
-                idx = order[j]
-                cost = len(base_ids[idx]) + sum(_spans(base_ids[idx], v, window)[2] - _spans(base_ids[idx], v, window)[0]
-                                                for v in var_ids[idx])  # fmt: skip
-                if j > i and load + cost > self.cfg.max_batch_tokens:
+        # rows: a sentence's variants packed up to ``max_row_tokens`` suffix tokens each (the
+        # attention of a packed row grows with the square of its width)
+        rows: list[tuple[int, list[int], int]] = []  # (sentence, variant indices, tokens)
+        for i in sorted(range(len(bases)), key=lambda i: len(base_ids[i])):
+            cur: list[int] = []
+            width = 0
+            for j, v in enumerate(var_ids[i]):
+                b, _eb, ev = _spans(base_ids[i], v, window)
+                m = max(1, ev - b)
+                if cur and width + m > self.cfg.max_row_tokens:
+                    rows.append((i, cur, width))
+                    cur, width = [], 0
+                cur.append(j)
+                width += m
+            if cur:
+                rows.append((i, cur, width))
+        for i in range(len(bases)):
+            out[i] = [0.0] * len(var_ids[i])
+        k = 0
+        while k < len(rows):
+            j, load = k, 0
+            while j < len(rows):
+                cost = len(base_ids[rows[j][0]]) + rows[j][2]
+                if j > k and load + cost > self.cfg.max_batch_tokens:
                     break
                 load += cost
                 j += 1
-            rows = order[i:j]
-            res = self._variants_pass([states[r] for r in rows], [var_ids[r] for r in rows], window)
-            for r, g in zip(rows, res, strict=True):
-                out[r] = g
-            i = j
+            batch = rows[k:j]
+            res = self._variants_pass([states[i] for i, _, _ in batch],
+                                      [[var_ids[i][x] for x in idx] for i, idx, _ in batch], window)  # fmt: skip
+            for (i, idx, _), g in zip(batch, res, strict=True):
+                for x, val in zip(idx, g, strict=True):
+                    out[i][x] = val
+            k = j
         return out
 
     @torch.inference_mode()
