@@ -77,7 +77,7 @@ def main() -> None:
 
     res: dict[str, dict[str, float]] = {}
     # exactness: naive and fast with nothing approximate, both fp32
-    from restorer.infer.lm import LMScorer, LMScorerConfig
+    from restorer.infer.lm import LMScorer
     from restorer.model.base_lm import load_lm
 
     fp32 = LMScorer(*load_lm(r.judge.spec.lm), replace(r.judge.scorer.cfg, dtype="fp32"))
