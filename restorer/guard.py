@@ -27,6 +27,7 @@ from functools import lru_cache
 from typing import Any
 
 from restorer.decoding import Decoded
+from restorer.settings import settings_from_dict
 
 WORD_RE = re.compile(r"\w+(?:['’]\w+)*|[^\w\s]")
 _PROTECTED_RE = re.compile(
@@ -69,11 +70,7 @@ class GuardConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> GuardConfig:
-        d = dict(d or {})
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown guard setting(s): {', '.join(sorted(unknown))}")
-        return cls(**d)
+        return settings_from_dict(cls, d, "guard")
 
 
 @dataclass
@@ -223,9 +220,14 @@ def _touches(edit: Edit, spans: list[tuple[int, int]]) -> bool:
     return any(s <= edit.end and edit.start <= e for s, e in spans)
 
 
+def number_spans(sentence: str) -> list[tuple[int, int]]:
+    return [m.span() for m in _NUMBER_TOKEN_RE.finditer(sentence)]
+
+
 def _reject(edit: Edit, sentence: str, cfg: GuardConfig, protected: list[tuple[int, int]],
-            is_name: Callable[[str, bool], bool]) -> str:  # fmt: skip
-    """The reason to keep the input's words for ``edit``, or ``""`` to accept it."""
+            is_name: Callable[[str, bool], bool], numbers: list[tuple[int, int]] | None = None) -> str:  # fmt: skip
+    """The reason to keep the input's words for ``edit``, or ``""`` to accept it. ``protected``
+    and ``numbers`` are the sentence's spans (``numbers`` found here when not given)."""
     if edit.confidence < cfg.min_confidence:
         return "low confidence"
     n_src = len(WORD_RE.findall(edit.original))
@@ -240,7 +242,9 @@ def _reject(edit: Edit, sentence: str, cfg: GuardConfig, protected: list[tuple[i
         return "punctuation only"  # spinners swap words, they do not punctuate
     if cfg.protect_code and _touches(edit, protected):
         return "code, URL or e-mail"
-    if cfg.protect_numbers and _touches(edit, [m.span() for m in _NUMBER_TOKEN_RE.finditer(sentence)]) \
+    if numbers is None:
+        numbers = number_spans(sentence) if cfg.protect_numbers else []
+    if cfg.protect_numbers and _touches(edit, numbers) \
             and not _SMALL_NUMBER_RE.fullmatch(edit.original.strip()):  # fmt: skip
         return "number"
     if cfg.protect_numbers:
@@ -272,8 +276,9 @@ def guard_sentence(
         return Guarded(decoded.text.strip(), edits, n_words)
     edits = align(source, decoded.text, decoded)
     protected = _protected_spans(source) if cfg.protect_code else []
+    numbers = number_spans(source) if cfg.protect_numbers else []
     for e in edits:
-        e.reason = _reject(e, source, cfg, protected, is_name)
+        e.reason = _reject(e, source, cfg, protected, is_name, numbers)
         e.accepted = not e.reason
     changed = sum(max(1, len(WORD_RE.findall(e.original))) for e in edits)
     if n_words and changed / n_words > cfg.max_changed_share:

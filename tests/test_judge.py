@@ -276,6 +276,9 @@ def test_bad_judge_section_is_a_clear_error(tiny_model: Path, tmp_path: Path) ->
     (d / "restorer.json").write_text(json.dumps({"judge": {"lm": "x", "proposers": ["oracle"]}}))
     with pytest.raises(ValueError, match="unknown proposer"):
         Restorer.from_pretrained(d, device="cpu", backend="torch")
+    (d / "restorer.json").write_text(json.dumps({"judge": {"lm": "x", "scorer": {"dtyp": "bf16"}}}))
+    with pytest.raises(ValueError, match="unknown judge scorer setting"):
+        Restorer.from_pretrained(d, device="cpu", backend="torch")
 
 
 def test_bf16_scorer_is_close_to_fp32(tiny_lm: Path, proposer: Proposer) -> None:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from restorer.infer.proposals import Candidate
+from restorer.settings import settings_from_dict
 
 
 @dataclass
@@ -53,11 +54,7 @@ class JudgeConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> JudgeConfig:
-        d = dict(d or {})
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown judge setting(s): {', '.join(sorted(unknown))}")
-        return cls(**d)
+        return settings_from_dict(cls, d, "judge")
 
 
 @dataclass

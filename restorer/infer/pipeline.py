@@ -20,10 +20,20 @@ from pathlib import Path
 from typing import Any
 
 from restorer.decoding import Decoded
-from restorer.guard import Edit, GuardConfig, Guarded, _protected_spans, _reject, align, looks_like_name
+from restorer.guard import (
+    Edit,
+    GuardConfig,
+    Guarded,
+    _protected_spans,
+    _reject,
+    align,
+    looks_like_name,
+    number_spans,
+)
 from restorer.infer.judge import Judge, JudgeConfig, Verdict, apply
 from restorer.infer.lm import LMScorer, LMScorerConfig
 from restorer.infer.proposals import WORD_RE, Candidate, ProposalConfig, Proposer
+from restorer.settings import settings_from_dict
 
 RESTORER_JSON = "restorer.json"
 PROPOSERS = ("tables", "thesaurus", "seq2seq")
@@ -50,10 +60,15 @@ class JudgeSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> JudgeSpec:
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise JudgeSpecError(f"unknown judge key(s) in {RESTORER_JSON}: {', '.join(sorted(unknown))}")
-        return cls(**d)
+        try:
+            spec = settings_from_dict(cls, d, f"{RESTORER_JSON} judge")
+            # the sections, checked now rather than on first use
+            JudgeConfig.from_dict(spec.judge)
+            settings_from_dict(LMScorerConfig, spec.scorer, "judge scorer")
+            settings_from_dict(ProposalConfig, spec.proposals, "judge proposals")
+        except (TypeError, ValueError) as exc:
+            raise JudgeSpecError(str(exc)) from None
+        return spec
 
     def to_dict(self) -> dict[str, Any]:
         return {"lm": self.lm, "proposers": self.proposers, "judge": self.judge,
@@ -79,8 +94,9 @@ class JudgeTier:
     def __init__(self, scorer: LMScorer, spec: JudgeSpec, chunk: int = 32) -> None:
         self.spec = spec
         self.scorer = scorer
-        pcfg = ProposalConfig(**{"tables": "tables" in spec.proposers,
-                                 "thesaurus": "thesaurus" in spec.proposers, **spec.proposals})  # fmt: skip
+        pcfg = settings_from_dict(ProposalConfig, {"tables": "tables" in spec.proposers,
+                                                   "thesaurus": "thesaurus" in spec.proposers,
+                                                   **spec.proposals}, "judge proposals")  # fmt: skip
         self.proposer = Proposer(pcfg)
         self.judge = Judge(scorer, JudgeConfig.from_dict(spec.judge))
         self.use_seq2seq = "seq2seq" in spec.proposers
@@ -91,7 +107,7 @@ class JudgeTier:
         from restorer.model.base_lm import load_lm
 
         model, tok = load_lm(spec.lm, device=device)
-        return cls(LMScorer(model, tok, LMScorerConfig(**spec.scorer)), spec)
+        return cls(LMScorer(model, tok, settings_from_dict(LMScorerConfig, spec.scorer, "judge scorer")), spec)
 
     def candidates(self, sentence: str, decoded: Decoded | None, guard: GuardConfig) -> tuple[list[Candidate], list[Edit]]:
         """The sentence's candidates that may be judged, and those the guard refuses."""
@@ -107,10 +123,11 @@ class JudgeTier:
         if not guard.enabled:
             return cands, []
         protected = _protected_spans(sentence) if guard.protect_code else []
+        numbers = number_spans(sentence) if guard.protect_numbers else []
         ok, refused = [], []
         for c in cands:
             e = Edit(c.start, c.end, c.original, c.replacement, 1.0, source=c.source)
-            reason = _reject(e, sentence, guard, protected, looks_like_name)
+            reason = _reject(e, sentence, guard, protected, looks_like_name, numbers)
             loose = c.source in ("thesaurus", "seq2seq")
             if not reason and loose and len(WORD_RE.findall(c.replacement)) < len(WORD_RE.findall(c.original)):
                 reason = "free deletion"  # only a table's phrase paraphrase may shorten a sentence

@@ -187,8 +187,12 @@ class Proposer:
 
     def __init__(self, config: ProposalConfig | None = None, styles: Sequence[Lexicon] = ()) -> None:
         self.cfg = config or ProposalConfig()
+        base = _default_index(self.cfg.tables, self.cfg.thesaurus, self.cfg.thesaurus_top_k)
+        if not styles:
+            self.index = base  # shared, read-only: copying its 74k entries cost seconds at start-up
+            return
         self.index = InverseIndex()
-        self.index.update(_default_index(self.cfg.tables, self.cfg.thesaurus, self.cfg.thesaurus_top_k))
+        self.index.update(base)
         for lex in styles:
             self.index.update(invert_tables(lex, "style"))
 
