@@ -401,3 +401,48 @@ def test_cli_models_fetch_and_list(cache: Path, hf_dir: Path, capsys: pytest.Cap
     err = capsys.readouterr().err
     assert "restorer: error: could not fetch the judge LM gemma3-270m" in err
     assert "restorer models fetch --judge gemma3-270m --from FILE" in err
+
+
+# ----------------------------------------------------------------------------- low-memory loading
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_streaming_load_equals_from_pretrained(hf_dir: Path, dtype: str) -> None:
+    """load_lm builds the model empty and fills it tensor by tensor; the weights (tied output
+    layer included) are those transformers loads."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model, _ = load_lm(hf_dir, dtype=dtype)
+    ref = AutoModelForCausalLM.from_pretrained(str(hf_dir), dtype=getattr(torch, dtype))
+    ours, theirs = model.state_dict(), ref.state_dict()
+    assert list(ours) == list(theirs)
+    assert all(ours[k].dtype == getattr(torch, dtype) and torch.equal(ours[k], theirs[k]) for k in ours)
+    assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
+    assert not model.training
+
+
+def test_streaming_load_falls_back_when_a_tensor_is_missing(hf_dir: Path, tmp_path: Path) -> None:
+    """A directory whose file lacks a tensor the model needs is left to transformers."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    d = tmp_path / "partial"
+    shutil.copytree(hf_dir, d)
+    sd = load_file(str(d / "model.safetensors"))
+    del sd["model.norm.weight"]
+    save_file(sd, str(d / "model.safetensors"), metadata={"format": "pt"})
+    assert base_lm._load_streaming(d, None) is None
+    assert base_lm._load_streaming(hf_dir, None) is not None
+
+
+def test_fp32_head_is_read_from_the_file(hf_dir: Path) -> None:
+    """With a bf16 model the output layer's weight is the stored fp32 one, not a bf16 round trip."""
+    import torch
+    from safetensors.torch import load_file
+
+    head = base_lm.head_weight_fp32(hf_dir)
+    stored = load_file(str(hf_dir / "model.safetensors"))["model.embed_tokens.weight"]
+    assert head.dtype == torch.float32 and torch.equal(head, stored)
+    assert not torch.equal(head, head.to(torch.bfloat16).float())  # the bf16 copy would differ

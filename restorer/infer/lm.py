@@ -110,7 +110,10 @@ def _spans(base: list[int], variant: list[int], window: int | None) -> tuple[int
 class LMScorer:
     """Sentence log-probabilities and variant gains under a causal LM."""
 
-    def __init__(self, model: Any, tokenizer: Any, config: LMScorerConfig | None = None) -> None:
+    def __init__(self, model: Any, tokenizer: Any, config: LMScorerConfig | None = None,
+                 head_weight: torch.Tensor | None = None) -> None:  # fmt: skip
+        """``head_weight``: the output layer's fp32 weight when ``model`` was loaded in a lower
+        precision (used with ``head_fp32``); by default it is taken from the model."""
         self.cfg = config or LMScorerConfig()
         self.tok = tokenizer
         self.start_id = _doc_start_id(tokenizer)
@@ -125,7 +128,8 @@ class LMScorer:
         self._head_w: torch.Tensor | None = None
         if self.dtype != torch.float32 and not self.cfg.quantize:
             if self.cfg.head_fp32:
-                self._head_w = model.lm_head.weight.detach().float().clone()
+                w = head_weight if head_weight is not None else model.lm_head.weight.detach()
+                self._head_w = w.to(self.device, torch.float32)  # held apart from the cast below
             model = model.to(self.dtype)
         self.model = model
         self.n_forward_tokens = 0  # tokens through the LM (for benchmarks)

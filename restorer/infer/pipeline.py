@@ -19,6 +19,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from restorer.decoding import Decoded
 from restorer.guard import (
     Edit,
@@ -31,7 +33,7 @@ from restorer.guard import (
     number_spans,
 )
 from restorer.infer.judge import Judge, JudgeConfig, Verdict, apply
-from restorer.infer.lm import LMScorer, LMScorerConfig
+from restorer.infer.lm import LMScorer, LMScorerConfig, resolve_dtype
 from restorer.infer.proposals import WORD_RE, Candidate, ProposalConfig, Proposer
 from restorer.settings import settings_from_dict
 
@@ -104,10 +106,19 @@ class JudgeTier:
 
     @classmethod
     def load(cls, spec: JudgeSpec, device: str = "cpu") -> JudgeTier:
-        from restorer.model.base_lm import load_lm
+        from restorer.inference import resolve_device
+        from restorer.model.base_lm import head_weight_fp32, lm_dir, load_lm
 
-        model, tok = load_lm(spec.lm, device=device)
-        return cls(LMScorer(model, tok, settings_from_dict(LMScorerConfig, spec.scorer, "judge scorer")), spec)
+        cfg = settings_from_dict(LMScorerConfig, spec.scorer, "judge scorer")
+        device = resolve_device(device)
+        path = lm_dir(spec.lm)
+        # load straight in the dtype the scorer runs in: an fp32 copy of the whole LM would
+        # only be cast and dropped (0.5 GB of peak memory); the output layer, which stays fp32,
+        # is read from the file as stored
+        dtype = torch.float32 if cfg.quantize else resolve_dtype(cfg.dtype, torch.device(device).type)
+        model, tok = load_lm(path, device=device, dtype=dtype)
+        head = head_weight_fp32(path) if dtype != torch.float32 and cfg.head_fp32 else None
+        return cls(LMScorer(model, tok, cfg, head_weight=head), spec)
 
     def candidates(self, sentence: str, decoded: Decoded | None, guard: GuardConfig) -> tuple[list[Candidate], list[Edit]]:
         """The sentence's candidates that may be judged, and those the guard refuses."""
