@@ -17,6 +17,7 @@ import argparse
 import json
 import resource
 import time
+from dataclasses import replace
 
 from restorer import Restorer
 from restorer.metrics.core import clean_changed_score, compute_metrics
@@ -31,13 +32,23 @@ def main() -> None:
     ap.add_argument("--judge", default="auto", help="auto, none, a known LM name or an LM directory")
     ap.add_argument("--proposers", default=None, help="comma-separated subset of tables,thesaurus,seq2seq")
     ap.add_argument("--set", default="{}", help="JudgeConfig overrides as JSON")
+    ap.add_argument("--scorer", default="{}", help="LMScorerConfig overrides as JSON (e.g. {\"head_fp32\": false})")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--clean-from", default=None, help="reuse the clean outputs of an earlier --out (same originals)")
     ap.add_argument("--out", default=None, help="also write the outputs here (JSON)")
     a = ap.parse_args()
 
     t0 = time.perf_counter()
-    r = Restorer.from_pretrained(a.model, judge=a.judge, threads=a.threads)
+    judge = a.judge
+    if json.loads(a.scorer):
+        from restorer.infer.pipeline import JudgeSpec, read_judge_spec
+        from restorer.inference import default_model_dir
+
+        spec = read_judge_spec(a.model or default_model_dir()) if judge == "auto" else JudgeSpec(lm=judge)
+        if spec is None:
+            raise SystemExit("--scorer: the model directory names no judge")
+        judge = replace(spec, scorer={**spec.scorer, **json.loads(a.scorer)})
+    r = Restorer.from_pretrained(a.model, judge=judge, threads=a.threads)
     load_s = time.perf_counter() - t0
     if r.judge is not None and a.proposers:
         from restorer.infer.pipeline import JudgeSpec, JudgeTier

@@ -60,13 +60,15 @@ LAYOUT = (
 ).encode()
 
 
-def run(*args: str, stdin: bytes | None = None, timeout: float = 120) -> subprocess.CompletedProcess[bytes]:
+def run(
+    *args: str, stdin: bytes | None = None, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
         [sys.executable, "-m", "restorer.cli", "restore", *args],
         input=stdin if stdin is not None else b"",
         capture_output=True,
         cwd=ROOT,
-        env=_env(),
+        env=env or _env(),
         timeout=timeout,
     )
 
@@ -318,7 +320,12 @@ def _progress(sidecar: Path) -> dict[str, Any] | None:
 
 
 @pytest.mark.slow
-def test_resume_after_sigkill_equals_an_uninterrupted_run(tiny_model: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("judged", [False, True], ids=["seq2seq", "judge"])
+def test_resume_after_sigkill_equals_an_uninterrupted_run(
+    tiny_model: Path, tiny_lm: Path, tmp_path: Path, judged: bool
+) -> None:
+    """SIGKILL in the middle, then --resume: byte for byte the uninterrupted output, on the
+    seq2seq tier and on the judge path (proposals and a judge LM, here a tiny random one)."""
     n = 2000
     words = "the firm stated final week that youngsters had been glad about a big change".split()
     lines = []
@@ -327,14 +334,18 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tiny_model: Path, tmp_
         lines.append("" if k == 0 else "  " * (k % 3) + " ".join(words[k : k + 2 + k % 5]).capitalize() + ".")
     src = tmp_path / "big.txt"
     src.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    args = [str(src), "--model", str(tiny_model), "--no-guard", "--chunk-lines", "40", "--batch-size", "16"]
+    args = [str(src), "--model", str(tiny_model), "--chunk-lines", "40", "--batch-size", "16"]
+    args += ["--judge", str(tiny_lm)] if judged else ["--no-guard"]
+    env = _env()
     reference = tmp_path / "reference.txt"
-    ok(run(*args, "-o", str(reference)))
+    ok(run(*args, "-o", str(reference), env=env))
+    if judged:  # the judge really edits these lines: the test would pass vacuously otherwise
+        assert reference.read_bytes() != src.read_bytes()
 
     out = tmp_path / "out.txt"
     sidecar, partial = tmp_path / "out.txt.progress.json", tmp_path / "out.txt.partial"
     cmd = [sys.executable, "-m", "restorer.cli", "restore", *args, "-o", str(out)]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     state = None
     while time.monotonic() < deadline and proc.poll() is None:
@@ -351,7 +362,7 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tiny_model: Path, tmp_
 
     with partial.open("ab") as fh:  # as if killed in the middle of writing the next chunk
         fh.write(b"half a chu")
-    resumed = run(*args, "-o", str(out), "--resume")
+    resumed = run(*args, "-o", str(out), "--resume", env=env)
     ok(resumed)
     assert out.read_bytes() == reference.read_bytes()
     assert not partial.exists() and not sidecar.exists()
