@@ -593,25 +593,45 @@ from pathlib import Path
 from restorer.inference import Restorer
 _restore = Restorer.restore_documents
 def _slow(self, texts):
-    Path(os.environ["RESTORER_TEST_MARKER"]).touch()
-    time.sleep(1.5)
+    Path(os.environ["RESTORER_TEST_MARKER"]).write_text(str(os.getpid()))
+    time.sleep(float(os.environ.get("RESTORER_TEST_SLEEP", "1.5")))
     return _restore(self, texts)
 Restorer.restore_documents = _slow
 """
 
 
-def test_sigterm_drains_requests_in_flight(tiny_model: Path, tmp_path: Path) -> None:
-    marker = tmp_path / "started"
-    proc = ServerProcess(["--model", str(tiny_model)], env={**ENV, "RESTORER_TEST_MARKER": str(marker)},
-                         prelude=SLOW_MODEL)  # fmt: skip
+def slow_server(tiny_model: Path, tmp_path: Path, *args: str, sleep: float = 1.5) -> tuple[ServerProcess, Path]:
+    """A server whose model sleeps in every batch and first writes its pid to a marker file. The
+    patch is a ``sitecustomize`` module on PYTHONPATH, so it reaches the model process too."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(
+        "import os\nif os.environ.get('RESTORER_TEST_MARKER'):\n"
+        + "".join("    " + line + "\n" for line in SLOW_MODEL.strip().splitlines())
+    )
+    marker = tmp_path / "in-model"
+    path = os.pathsep.join(filter(None, [str(hook), os.environ.get("PYTHONPATH", "")]))
+    env = {**ENV, "RESTORER_TEST_MARKER": str(marker), "RESTORER_TEST_SLEEP": str(sleep), "PYTHONPATH": path}
+    return ServerProcess(["--model", str(tiny_model), "--threads", "1", *args], env=env), marker
+
+
+def wait_for(path: Path, timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    while not (path.exists() and path.read_text()):  # the request is in the model
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.01)
+    return path.read_text()
+
+
+@pytest.mark.parametrize("where", ["--model-process", "--no-model-process"])
+def test_sigterm_drains_requests_in_flight(tiny_model: Path, tmp_path: Path, where: str) -> None:
+    proc, marker = slow_server(tiny_model, tmp_path, where)
     try:
         url = proc.start()
         with ThreadPoolExecutor(1) as pool:
             pending = pool.submit(post, url, V2, infer_body(["Slow one.", "Second."]))
-            deadline = time.monotonic() + 30
-            while not marker.exists():  # the request is in the model
-                assert time.monotonic() < deadline
-                time.sleep(0.01)
+            model_pid = int(wait_for(marker))
+            assert (model_pid != proc.proc.pid) == (where == "--model-process")
             proc.terminate()
             r = pending.result(timeout=60)
         assert r.status_code == 200 and r.json()["outputs"][0]["data"] == ["Slow one.", "Second."]
@@ -620,6 +640,48 @@ def test_sigterm_drains_requests_in_flight(tiny_model: Path, tmp_path: Path) -> 
         assert '"event": "stopped"' in log and "Traceback" not in log
         with pytest.raises(httpx.ConnectError):
             httpx.get(url + "/v2/health/live")
+        assert not _alive(model_pid)  # the model process ends with the server
+    finally:
+        proc.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as fh:  # a zombie is dead
+        return fh.read().split(")")[-1].split()[0] != "Z"
+
+
+def test_a_killed_model_process_costs_its_requests_a_503_and_is_restarted(tiny_model: Path, tmp_path: Path) -> None:
+    """SIGKILL the model process while requests are in the model: every client gets an answer
+    (503 with Retry-After, never a hang or a reset connection), the server process lives on,
+    restarts the model, and answers the same requests again."""
+    proc, marker = slow_server(tiny_model, tmp_path, sleep=3.0)
+    texts = [["Slow one.", "Second."], ["Third one."], ["Fourth."]]
+    try:
+        url = proc.start()
+        with ThreadPoolExecutor(len(texts)) as pool:
+            pending = [pool.submit(post, url, V2, infer_body(t)) for t in texts]
+            pid = int(wait_for(marker))
+            assert pid != proc.proc.pid
+            marker.unlink()
+            os.kill(pid, 9)
+            answers = [p.result(timeout=60) for p in pending]
+        for r in answers:  # the batch in the model, and those queued behind it
+            assert r.status_code == 503 and r.headers["retry-after"] == "1", r.text
+            assert "model process" in r.json()["error"]
+        assert httpx.get(url + "/v2/health/live").status_code == 200  # the server itself lived on
+        proc.wait_ready(120)  # a new model process
+        r = post(url, V2, infer_body(["Again."]))
+        assert r.status_code == 200 and r.json()["outputs"][0]["data"] == ["Again."]
+        new_pid = int(marker.read_text())
+        assert new_pid != pid and not _alive(pid)
+        log = proc.log_text()
+        assert '"event": "model process died"' in log and log.count('"event": "model process ready"') == 2
+        assert proc.stop(timeout=60) == 0
+        assert not _alive(new_pid)
     finally:
         proc.close()
 

@@ -99,7 +99,7 @@ class ServerState:
 
     @property
     def ready(self) -> bool:
-        return self.batcher is not None
+        return self.batcher is not None and getattr(self.batcher.restorer, "ready", True)
 
     def start_loading(self) -> None:
         threading.Thread(target=self._load, name="restorer-load", daemon=True).start()
@@ -132,6 +132,9 @@ class ServerState:
             batcher = self.batcher
         if batcher is not None:
             batcher.close(timeout=self.config.graceful_timeout_s or None)
+            close = getattr(batcher.restorer, "close", None)  # a model process
+            if close is not None:
+                close()
 
     async def run(self, texts: list[str], explain: bool = False) -> list[Any]:
         if self.batcher is None:
@@ -150,6 +153,10 @@ class ServerState:
 
 def default_loader(config: ServeConfig) -> Loader:
     def load() -> RestorerLike:
+        if config.model_process:
+            from restorer.serving.model_process import ModelProcess
+
+            return ModelProcess(config)
         from restorer.inference import Restorer
 
         return Restorer.from_pretrained(

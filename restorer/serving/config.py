@@ -34,6 +34,10 @@ class ServeConfig:
     guard: bool = _opt(True, "apply the faithfulness guard (--no-guard: the model's raw output)")
     min_confidence: float | None = _opt(None, "the guard's minimum edit confidence, 0-1 (default: 0.4)")
     judge: str = _opt("auto", "the LM judge: auto (the model's own), a known LM name, an LM directory, or none")
+    model_process: bool = _opt(
+        True, "run the model in a child process, restarted if it dies (its requests in flight get 503 with "
+        "Retry-After); --no-model-process: in the server process"
+    )
     # the HTTP server
     host: str = _opt("127.0.0.1", "address to listen on")
     port: int = _opt(8080, "port to listen on (0: any free port)")
