@@ -32,7 +32,7 @@ def main() -> None:
     ap.add_argument("--judge", default="auto", help="auto, none, a known LM name or an LM directory")
     ap.add_argument("--proposers", default=None, help="comma-separated subset of tables,thesaurus,seq2seq")
     ap.add_argument("--set", default="{}", help="JudgeConfig overrides as JSON")
-    ap.add_argument("--scorer", default="{}", help="LMScorerConfig overrides as JSON (e.g. {\"head_fp32\": false})")
+    ap.add_argument("--scorer", default="{}", help="LMScorerConfig overrides as JSON (e.g. {\"head_fp32\": true})")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--clean-from", default=None, help="reuse the clean outputs of an earlier --out (same originals)")
     ap.add_argument("--out", default=None, help="also write the outputs here (JSON)")

@@ -39,7 +39,7 @@ class LMScorerConfig:
     quantize: bool = False  # torch dynamic int8 for the linear layers (CPU only)
     window: int | None = None  # score a variant up to this many tokens past its change
     dtype: str = "auto"  # auto: bf16 where the device computes it fast (CUDA, CPUs with AVX512-BF16/AMX), else fp32
-    head_fp32: bool = True  # with bf16: the output layer and its softmax still in fp32
+    head_fp32: bool = False  # with bf16: the output layer in fp32 too (the softmax always is); measured: the same quality, 1.4x slower
 
 
 def _doc_start_id(tok: Any) -> int:
