@@ -171,9 +171,9 @@ def test_judge_accepts_only_what_beats_the_cost_and_never_overlaps() -> None:
 
 
 def test_judge_recheck_undoes_an_edit_that_no_longer_pays() -> None:
-    s = "a b c"
-    c1 = Candidate(0, 1, "a", "x", "table")
-    c2 = Candidate(4, 5, "c", "y", "table")
+    s = "w a b c"  # (not the first word: that costs more)
+    c1 = Candidate(2, 3, "a", "x", "table")
+    c2 = Candidate(6, 7, "c", "y", "table")
     both = apply(s, [c1, c2])
     table = {(s, apply(s, [c1])): 3.0, (s, apply(s, [c2])): 3.0,
              (both, apply(s, [c2])): 0.5, (both, apply(s, [c1])): -3.0}  # fmt: skip
@@ -349,3 +349,16 @@ def test_loose_proposers_never_touch_names_or_delete_freely() -> None:
     # a capital that opens the sentence (after a quote) is not a name by position
     ok2, _ = tier.candidates("“Folks said so.", Decoded("“People said so."), GuardConfig())
     assert any(c.original == "Folks" and c.replacement == "People" for c in ok2)
+
+
+def test_a_sentence_first_word_costs_more() -> None:
+    """The LM has no left context for a sentence's first word (after any opening quote or
+    bracket), so changing it costs ``first_word_cost`` more; the same edit inside pays."""
+    cfg = JudgeConfig(margin=1.0, first_word_cost=2.0, rounds=1)
+    for s, start in [("Breakfast costs extra.", 0), ("“Breakfast costs extra.”", 1), ("Our breakfast costs extra.", 4)]:
+        c = Candidate(start, start + 9, s[start : start + 9], "Lunch", "thesaurus")
+        inside = start == 4
+        assert cfg.cost(c, s) == pytest.approx(cfg.cost(c) + (0.0 if inside else 2.0))
+        gain = cfg.cost(c) + 1.0  # pays inside a sentence, not at its start
+        (j,) = Judge(StubScorer({(s, apply(s, [c])): gain}), cfg).judge([s], [[c]])
+        assert bool(j.accepted) == inside

@@ -27,6 +27,8 @@ from typing import Any
 from restorer.infer.proposals import Candidate
 from restorer.settings import settings_from_dict
 
+_OPENERS = " \t\n\"'“‘«([-—–*•"  # what may stand before a sentence's first word
+
 
 @dataclass
 class JudgeConfig:
@@ -42,9 +44,16 @@ class JudgeConfig:
     rounds: int = 2
     window: int | None = 6  # score a variant up to this many tokens past its change (None: all)
     recheck_within: float = 2.0  # the re-check also re-scores candidates this close to paying
+    first_word_cost: float = 2.0  # extra cost of a one-word edit of a sentence's first word (no left context)
 
-    def cost(self, c: Candidate) -> float:
-        extra = {
+    def cost(self, c: Candidate, sentence: str | None = None) -> float:
+        """The nats an edit's gain must beat; ``sentence`` (the one ``c`` is in) adds the
+        first-word cost where it applies: a one-word swap there has no left context to hold
+        the LM's taste for common words ("Breakfast" -> "Lunch"); a phrase row ("In accordance
+        with" -> "According to") carries its own evidence."""
+        first = sentence is not None and " " not in c.original.strip() and not sentence[: c.start].strip(_OPENERS)
+        extra = self.first_word_cost if first else 0.0
+        extra += {
             "table": self.table_cost,
             "style": self.table_cost,
             "seq2seq": self.seq2seq_cost,
@@ -109,7 +118,7 @@ class Judge:
 
     def judge(self, sentences: Sequence[str], candidates: Sequence[Sequence[Candidate]]) -> list[Judged]:
         cfg = self.cfg
-        out = [Judged(s, [Verdict(c, None, cfg.cost(c)) for c in cs]) for s, cs in zip(sentences, candidates, strict=True)]
+        out = [Judged(s, [Verdict(c, None, cfg.cost(c, s)) for c in cs]) for s, cs in zip(sentences, candidates, strict=True)]
         todo = [i for i, j in enumerate(out) if j.verdicts]
         if not todo:
             return out
