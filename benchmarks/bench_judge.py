@@ -72,6 +72,7 @@ def main() -> None:
         raise SystemExit("this model directory names no judge (restorer.json)")
     default_judge = r.judge.judge
     cfg = default_judge.cfg
+    prior = default_judge.prior  # the seq2seq prior: the same for every judge compared
     r.explain_sentences(sents[:4])  # warm-up
     few = sents[: args.n_naive]
 
@@ -82,15 +83,15 @@ def main() -> None:
 
     fp32 = LMScorer(*load_lm(r.judge.spec.lm), replace(r.judge.scorer.cfg, dtype="fp32"))
     exact_few = sents[: args.n_exact]
-    r.judge.judge = Judge(fp32, replace(cfg, keep=0, window=None), naive=True)
+    r.judge.judge = Judge(fp32, replace(cfg, keep=0, window=None), naive=True, prior=prior)
     t_n32, out_n32, _ = _run(r, exact_few)
-    r.judge.judge = Judge(fp32, replace(cfg, keep=0, window=None))
+    r.judge.judge = Judge(fp32, replace(cfg, keep=0, window=None), prior=prior)
     t_e32, out_e32, _ = _run(r, exact_few)
     del fp32
     # speed: the naive judge at the default dtype against the fast ones
-    r.judge.judge = Judge(r.judge.scorer, replace(cfg, keep=0, window=None), naive=True)
+    r.judge.judge = Judge(r.judge.scorer, replace(cfg, keep=0, window=None), naive=True, prior=prior)
     t_naive, out_naive, tok_naive = _run(r, few)
-    r.judge.judge = Judge(r.judge.scorer, replace(cfg, keep=0, window=None))
+    r.judge.judge = Judge(r.judge.scorer, replace(cfg, keep=0, window=None), prior=prior)
     t_exact, out_exact, tok_exact = _run(r, few)
     r.judge.judge = default_judge
     t_few, out_few, tok_few = _run(r, few)

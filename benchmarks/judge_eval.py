@@ -53,7 +53,8 @@ def main() -> None:
     if r.judge is not None and a.proposers:
         from restorer.infer.pipeline import JudgeSpec, JudgeTier
 
-        r.judge = JudgeTier(r.judge.scorer, JudgeSpec(lm=r.judge.spec.lm, proposers=a.proposers.split(",")))
+        r.judge = JudgeTier(r.judge.scorer, JudgeSpec(lm=r.judge.spec.lm, proposers=a.proposers.split(",")),
+                            prior=r.judge.judge.prior)
     if r.judge is not None:
         for k, v in json.loads(a.set).items():
             setattr(r.judge.judge.cfg, k, v)

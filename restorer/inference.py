@@ -342,7 +342,7 @@ def _load_judge(model_dir: Path, judge: Any, device: str, threads: int | None) -
         import torch
 
         torch.set_num_threads(threads)
-    return JudgeTier.load(spec, device)
+    return JudgeTier.load(spec, device, seq2seq_dir=model_dir)
 
 
 def _check_list(text: Any) -> list[str]:

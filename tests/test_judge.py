@@ -362,3 +362,65 @@ def test_a_sentence_first_word_costs_more() -> None:
         gain = cfg.cost(c) + 1.0  # pays inside a sentence, not at its start
         (j,) = Judge(StubScorer({(s, apply(s, [c])): gain}), cfg).judge([s], [[c]])
         assert bool(j.accepted) == inside
+
+
+# ----------------------------------------------------------------------------- the seq2seq prior
+
+
+def test_seq2seq_prior_is_the_first_changed_token_under_teacher_forcing(tiny_model: Path, tmp_path: Path) -> None:
+    """One copy-forced pass per sentence gives, for every variant, log P(variant token) - log
+    P(spun token) at the first token where they part: checked against a forced pass of each
+    variant itself (whose prefix up to there is the same)."""
+    import torch
+
+    from restorer.infer.seq2seq_prior import Seq2SeqPrior
+
+    prior = Seq2SeqPrior.load(tiny_model)
+    assert prior is not None
+    s = SENTS[0]
+    variants = [s.replace("firm", "company"), s.replace("final week", "last week"), s, s.rstrip(".")]
+    (got,) = prior.first_gains([s], [variants])
+    x = prior.tok(s)["input_ids"]
+    for v_text, g in zip(variants, got, strict=True):
+        v = prior.tok(v_text)["input_ids"]
+        b = next((k for k in range(min(len(v), len(x))) if v[k] != x[k]), None)
+        if b is None:  # the same sentence: no prior
+            assert g == 0.0
+            continue
+        with torch.inference_mode():
+            logits = prior.model(input_ids=torch.tensor([x]),
+                                 decoder_input_ids=torch.tensor([[prior.start_id, *v[:-1]]])).logits[0]  # fmt: skip
+        lp = torch.log_softmax(logits[b], -1)
+        assert g == pytest.approx(float(lp[v[b]] - lp[x[b]]), abs=1e-4)
+        assert g != 0.0
+    # batched with other sentences: the same numbers
+    (_, again, _) = prior.first_gains([SENTS[1], s, "x " * 200], [[SENTS[1].upper()], variants, ["y"]])
+    assert again == pytest.approx(got, abs=1e-4)
+    # a directory without transformers weights (a CTranslate2 export alone) has no prior
+    (tmp_path / "config.json").write_text("{}")
+    assert Seq2SeqPrior.load(tmp_path) is None
+
+
+class StubPrior:
+    def __init__(self, value: dict[str, float]) -> None:
+        self.value = value
+
+    def first_gains(self, sentences, variants):
+        return [[self.value.get(v, 0.0) for v in vs] for vs in variants]
+
+
+def test_the_prior_moves_the_cost_clipped() -> None:
+    s = "The firm stated it."
+    c1 = Candidate(4, 8, "firm", "company", "table")
+    c2 = Candidate(9, 15, "stated", "said", "table")
+    v1, v2 = apply(s, [c1]), apply(s, [c2])
+    cfg = JudgeConfig(margin=3.0, prior_weight=0.5, prior_min=-4.0, prior_max=2.0, prior_offset=1.0, rounds=1)
+    scorer = StubScorer({(s, v1): 2.5, (s, v2): 2.5})
+    (j,) = Judge(scorer, cfg, prior=StubPrior({v1: 10.0, v2: -50.0})).judge([s], [[c1, c2]])
+    by = {v.candidate.replacement: v for v in j.verdicts}
+    assert by["company"].prior == pytest.approx(1.0 + 0.5 * 2.0)  # clipped at prior_max
+    assert by["said"].prior == pytest.approx(1.0 + 0.5 * -4.0)  # clipped at prior_min
+    assert by["company"].cost == pytest.approx(3.0 - 2.0) and by["said"].cost == pytest.approx(3.0 + 1.0)
+    assert j.accepted == [c1]  # the same LM gain: the prior decides
+    (j0,) = Judge(scorer, cfg).judge([s], [[c1, c2]])  # no prior: the plain costs
+    assert j0.accepted == [] and all(v.prior is None for v in j0.verdicts)

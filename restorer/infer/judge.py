@@ -45,6 +45,12 @@ class JudgeConfig:
     window: int | None = 6  # score a variant up to this many tokens past its change (None: all)
     recheck_within: float = 2.0  # the re-check also re-scores candidates this close to paying
     first_word_cost: float = 2.0  # extra cost of a one-word edit of a sentence's first word (no left context)
+    # the seq2seq prior (restorer.infer.seq2seq_prior), when the tier has one: an edit's cost
+    # falls by prior_offset + prior_weight * (its prior clipped to [prior_min, prior_max])
+    prior_weight: float = 1.0  # 0: off
+    prior_min: float = -1.0
+    prior_max: float = 5.0
+    prior_offset: float = 0.0
 
     def cost(self, c: Candidate, sentence: str | None = None) -> float:
         """The nats an edit's gain must beat; ``sentence`` (the one ``c`` is in) adds the
@@ -72,9 +78,10 @@ class Verdict:
 
     candidate: Candidate
     gain: float | None  # LM gain in nats (None: not scored in full)
-    cost: float
+    cost: float  # the seq2seq prior's share (below) already taken off
     accepted: bool = False
     reason: str = ""
+    prior: float | None = None  # what the seq2seq prior took off the cost (None: no prior)
 
     @property
     def net(self) -> float:
@@ -111,10 +118,23 @@ def apply(sentence: str, edits: Sequence[Candidate]) -> str:
 class Judge:
     """Chooses edits for many sentences at once with an ``LMScorer``."""
 
-    def __init__(self, scorer: Any, config: JudgeConfig | None = None, naive: bool = False) -> None:
+    def __init__(self, scorer: Any, config: JudgeConfig | None = None, naive: bool = False,
+                 prior: Any = None) -> None:  # fmt: skip
         self.scorer = scorer
         self.cfg = config or JudgeConfig()
         self.naive = naive  # score every variant in full (the reference for the fast path)
+        self.prior = prior  # a restorer.infer.seq2seq_prior.Seq2SeqPrior, or None
+
+    def _apply_prior(self, out: list[Judged], todo: list[int]) -> None:
+        cfg = self.cfg
+        if self.prior is None or not cfg.prior_weight:
+            return
+        priors = self.prior.first_gains([out[i].sentence for i in todo],
+                                        [[apply(out[i].sentence, [v.candidate]) for v in out[i].verdicts] for i in todo])  # fmt: skip
+        for i, ps in zip(todo, priors, strict=True):
+            for v, p in zip(out[i].verdicts, ps, strict=True):
+                v.prior = cfg.prior_offset + cfg.prior_weight * min(cfg.prior_max, max(cfg.prior_min, p))
+                v.cost -= v.prior
 
     def judge(self, sentences: Sequence[str], candidates: Sequence[Sequence[Candidate]]) -> list[Judged]:
         cfg = self.cfg
@@ -122,6 +142,7 @@ class Judge:
         todo = [i for i, j in enumerate(out) if j.verdicts]
         if not todo:
             return out
+        self._apply_prior(out, todo)
         # 1. pre-filter on the first changed token (free from the base pass)
         survivors: dict[int, list[Verdict]] = {}
         if cfg.keep and any(len(out[i].verdicts) > cfg.keep for i in todo):

@@ -93,19 +93,22 @@ def read_judge_spec(model_dir: str | Path) -> JudgeSpec | None:
 class JudgeTier:
     """Proposals from the inverted tables (and the seq2seq model's edits), chosen by an LM."""
 
-    def __init__(self, scorer: LMScorer, spec: JudgeSpec, chunk: int = 32) -> None:
+    def __init__(self, scorer: LMScorer, spec: JudgeSpec, chunk: int = 32, prior: Any = None) -> None:
         self.spec = spec
         self.scorer = scorer
         pcfg = settings_from_dict(ProposalConfig, {"tables": "tables" in spec.proposers,
                                                    "thesaurus": "thesaurus" in spec.proposers,
                                                    **spec.proposals}, "judge proposals")  # fmt: skip
         self.proposer = Proposer(pcfg)
-        self.judge = Judge(scorer, JudgeConfig.from_dict(spec.judge))
         self.use_seq2seq = "seq2seq" in spec.proposers
+        # the seq2seq model's prior (restorer.infer.seq2seq_prior) goes with its proposals
+        self.judge = Judge(scorer, JudgeConfig.from_dict(spec.judge), prior=prior if self.use_seq2seq else None)
         self.chunk = chunk
 
     @classmethod
-    def load(cls, spec: JudgeSpec, device: str = "cpu") -> JudgeTier:
+    def load(cls, spec: JudgeSpec, device: str = "cpu", seq2seq_dir: str | Path | None = None) -> JudgeTier:
+        """The tier ``spec`` names, its LM on ``device``; with ``seq2seq_dir`` (a transformers
+        seq2seq model directory) and the ``seq2seq`` proposer, that model's prior as well."""
         from restorer.inference import resolve_device
         from restorer.model.base_lm import head_weight_fp32, lm_dir, load_lm
 
@@ -118,7 +121,12 @@ class JudgeTier:
         dtype = torch.float32 if cfg.quantize else resolve_dtype(cfg.dtype, torch.device(device).type)
         model, tok = load_lm(path, device=device, dtype=dtype)
         head = head_weight_fp32(path) if dtype != torch.float32 and cfg.head_fp32 else None
-        return cls(LMScorer(model, tok, cfg, head_weight=head), spec)
+        prior = None
+        if seq2seq_dir is not None and "seq2seq" in spec.proposers and JudgeConfig.from_dict(spec.judge).prior_weight:
+            from restorer.infer.seq2seq_prior import Seq2SeqPrior
+
+            prior = Seq2SeqPrior.load(seq2seq_dir, device)
+        return cls(LMScorer(model, tok, cfg, head_weight=head), spec, prior=prior)
 
     def candidates(self, sentence: str, decoded: Decoded | None, guard: GuardConfig) -> tuple[list[Candidate], list[Edit]]:
         """The sentence's candidates that may be judged, and those the guard refuses."""
