@@ -99,3 +99,31 @@ def test_golden_outputs_of_the_default_judge() -> None:
         for ed in e.edits:
             assert ed.source in ("table", "thesaurus", "seq2seq") and ed.gain is not None
     assert sum(row["judge_output"] != row["input"] for row in rows) >= 3
+
+
+def test_golden_clean_lines_of_the_default_judge() -> None:
+    """The default path on 200 clean lines written to trap it (quotes, e-mails, URLs, numbers,
+    names, code, emoji, odd spacing, and the spinner tables' own words used rightly): the output
+    is the recorded one, byte for byte, and keeps every line. Issue 14 asks for 99% of the lines
+    unchanged; the recorded output's share is printed, and may only go up when re-recorded."""
+    from restorer.infer.pipeline import read_judge_spec
+    from restorer.model.base_lm import DEFAULT_LM, cached_lm
+
+    if cached_lm(DEFAULT_LM) is None:
+        pytest.skip(f"the base LM {DEFAULT_LM} is not cached (restorer models fetch)")
+    root = Path(__file__).resolve().parent
+    src = (root.parent / "examples" / "clean_tricky_lines.txt").read_text(encoding="utf-8")
+    golden = (root / "golden" / "clean_tricky_lines.out").read_text(encoding="utf-8")
+    spec = read_judge_spec(default_model_dir())
+    assert spec is not None
+    spec.scorer = {**spec.scorer, "dtype": "fp32"}
+    out = Restorer.from_pretrained(device="cpu", threads=2, judge=spec).restore(src)
+    assert out == golden
+    a, b = src.splitlines(), out.splitlines()
+    assert len(a) == len(b) == 200 and out.endswith("\n")
+    same = sum(x == y for x, y in zip(a, b, strict=True))
+    print(f"clean lines byte-identical: {same} of {len(a)}")
+    assert same >= CLEAN_LINES_IDENTICAL
+
+
+CLEAN_LINES_IDENTICAL = 181  # of 200, in the recorded golden output; issue 14 asks for 198

@@ -68,6 +68,7 @@ class Seq2SeqPrior:
             branches.append(row)
             k += len(vs)
         todo = [i for i in range(len(sentences)) if variants[i] and 0 < len(ids[i]) <= self.max_tokens]
+        todo.sort(key=lambda i: len(ids[i]))  # batches of like lengths: little padding
         k = 0
         starts = []
         for vs in variants:

@@ -11,6 +11,7 @@ from pathlib import Path
 from restorer.inference import Restorer
 
 HERE = Path(__file__).resolve().parent
+CLEAN_LINES = HERE.parent.parent / "examples" / "clean_tricky_lines.txt"
 INPUTS = [
     "The firm stated final week that youngsters had been taking part in a brand new recreation.",
     "In accordance with the Wall Road Journal, the Supreme Courtroom dominated on the case two years in the past.",
@@ -40,9 +41,13 @@ def main() -> None:
 
     spec = read_judge_spec(default_model_dir())
     spec.scorer = {**spec.scorer, "dtype": "fp32"}  # as the test loads it: the same on every CPU
-    judged = Restorer.from_pretrained(device="cpu", threads=2, judge=spec).restore(INPUTS)
+    judge = Restorer.from_pretrained(device="cpu", threads=2, judge=spec)
+    judged = judge.restore(INPUTS)
     for row, o in zip(rows, judged, strict=True):
         row["judge_output"] = o
+    # the clean-lines file: what the default path does to 200 clean lines with tricky tokens
+    clean = CLEAN_LINES.read_text(encoding="utf-8")
+    (HERE / "clean_tricky_lines.out").write_text(judge.restore(clean), encoding="utf-8")
     with open(HERE / "default.jsonl", "w", encoding="utf-8") as fh:
         for row in rows:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
