@@ -3,7 +3,9 @@
 For each sentence the judge scores the sentence with and without each candidate edit. A
 candidate's *net* is its LM gain (nats) minus its cost: a change margin plus a prior that
 depends on where the candidate came from (an exact table row costs less than the tenth
-synonym of a thesaurus entry). The search over a sentence's edits is greedy and joint:
+synonym of a thesaurus entry), more for a sentence's first word, and less when the seq2seq
+model's prior (``restorer.infer.seq2seq_prior``) vouches for the edit. The search over a
+sentence's edits is greedy and joint:
 
 1. **Pre-filter.** The base pass gives, for free, how much likelier each candidate's first
    changed token is than the sentence's own token there. Only the ``keep`` best candidates
