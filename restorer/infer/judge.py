@@ -127,12 +127,11 @@ class Judge:
         self.naive = naive  # score every variant in full (the reference for the fast path)
         self.prior = prior  # a restorer.infer.seq2seq_prior.Seq2SeqPrior, or None
 
-    def _apply_prior(self, out: list[Judged], todo: list[int]) -> None:
+    def _apply_prior(self, out: list[Judged], todo: list[int], variants: list[list[str]]) -> None:
         cfg = self.cfg
         if self.prior is None or not cfg.prior_weight:
             return
-        priors = self.prior.first_gains([out[i].sentence for i in todo],
-                                        [[apply(out[i].sentence, [v.candidate]) for v in out[i].verdicts] for i in todo])  # fmt: skip
+        priors = self.prior.first_gains([out[i].sentence for i in todo], variants)
         for i, ps in zip(todo, priors, strict=True):
             for v, p in zip(out[i].verdicts, ps, strict=True):
                 v.prior = cfg.prior_offset + cfg.prior_weight * min(cfg.prior_max, max(cfg.prior_min, p))
@@ -144,12 +143,13 @@ class Judge:
         todo = [i for i, j in enumerate(out) if j.verdicts]
         if not todo:
             return out
-        self._apply_prior(out, todo)
+        # every candidate's variant, built once for the prior and the pre-filter
+        variants = [[apply(out[i].sentence, [v.candidate]) for v in out[i].verdicts] for i in todo]
+        self._apply_prior(out, todo, variants)
         # 1. pre-filter on the first changed token (free from the base pass)
         survivors: dict[int, list[Verdict]] = {}
         if cfg.keep and any(len(out[i].verdicts) > cfg.keep for i in todo):
-            firsts = self.scorer.first_gains([out[i].sentence for i in todo],
-                                             [[apply(out[i].sentence, [v.candidate]) for v in out[i].verdicts] for i in todo])  # fmt: skip
+            firsts = self.scorer.first_gains([out[i].sentence for i in todo], variants)
             for i, fg in zip(todo, firsts, strict=True):
                 # the seq2seq model's own edits always go on to be scored
                 ranked = sorted(zip(out[i].verdicts, fg, strict=True),
