@@ -107,6 +107,30 @@ def test_fast_gains_equal_naive_full_rescoring(scorer, proposer: Proposer, windo
             assert a == pytest.approx(b, abs=1e-4)
 
 
+def test_the_lean_forward_skips_padding_without_changing_real_tokens(scorer) -> None:
+    """Ragged rows: the linear layers run on the real tokens only; those come out as the
+    transformers model computes them, one row at a time with no padding."""
+    import torch
+
+    rows = scorer.encode([SENTS[0], SENTS[1] + " And then some more words follow here."])
+    B, T = len(rows), max(map(len, rows))
+    ids = torch.zeros(B, T, dtype=torch.long)
+    mask = torch.zeros(B, 1, T, T, dtype=torch.bool)
+    valid = torch.zeros(B, T, dtype=torch.bool)
+    for r, b in enumerate(rows):
+        ids[r, : len(b)] = torch.tensor(b)
+        mask[r, 0, : len(b), : len(b)] = torch.tril(torch.ones(len(b), len(b), dtype=torch.bool))
+        mask[r, 0, len(b) :, 0] = True
+        valid[r, : len(b)] = True
+    assert not bool(valid.all())
+    with torch.inference_mode():
+        hidden, kv = scorer._forward(ids, torch.arange(T).expand(B, T), mask, None, valid)
+        for r, b in enumerate(rows):
+            ref = scorer.model.model(input_ids=torch.tensor([b])).last_hidden_state[0]
+            assert torch.allclose(hidden[r, : len(b)], ref, atol=1e-4)
+            assert bool((hidden[r, len(b) :] == 0).all())
+
+
 def test_exact_gain_is_the_difference_of_sentence_scores(scorer) -> None:
     base, var = SENTS[0], SENTS[0].replace("firm", "company")
     total = scorer.sentence_scores([base, var])
