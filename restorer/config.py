@@ -20,13 +20,10 @@ from typing import Any, TypeVar, get_type_hints
 
 import yaml
 
+from restorer.common import ConfigError
 from restorer.tokenizer import TokenizerConfig
 
 T = TypeVar("T")
-
-
-class ConfigError(ValueError):
-    """A configuration file or override that cannot be used."""
 
 
 @dataclass

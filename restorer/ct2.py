@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from restorer.common import cache_root
 from restorer.decoding import Decoded, finish, length_batches
 
 CPU_PARALLEL = os.environ.get("RESTORER_CT2_PARALLEL", "inter")  # "inter" or "intra", see load_translator
@@ -104,11 +105,6 @@ def export_ctranslate2(
     (output_dir / MARKER).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     info["bytes"] = sum(p.stat().st_size for p in output_dir.iterdir())
     return info
-
-
-def cache_root() -> Path:
-    """Where converted models are kept: ``$RESTORER_CACHE`` or ``~/.cache/restorer``."""
-    return Path(os.environ.get("RESTORER_CACHE") or Path.home() / ".cache" / "restorer")
 
 
 def cached_export(model_dir: Path, quantization: str = "int8") -> Path:

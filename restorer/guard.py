@@ -26,10 +26,9 @@ from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
+from restorer.common import WORD_RE, settings_from_dict
 from restorer.decoding import Decoded
-from restorer.settings import settings_from_dict
 
-WORD_RE = re.compile(r"\w+(?:['’]\w+)*|[^\w\s]")
 _PROTECTED_RE = re.compile(
     r"(?:https?://|ftp://|www\.)\S+"  # URLs
     r"|[\w.+-]+@[\w-]+(?:\.[\w-]+)+"  # e-mail addresses

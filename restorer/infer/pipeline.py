@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from restorer.common import settings_from_dict
 from restorer.decoding import Decoded
 from restorer.guard import (
     Edit,
@@ -37,7 +38,6 @@ from restorer.guard import (
 from restorer.infer.judge import Judge, JudgeConfig, Verdict, apply
 from restorer.infer.lm import LMScorer, LMScorerConfig, resolve_dtype
 from restorer.infer.proposals import WORD_RE, Candidate, ProposalConfig, Proposer
-from restorer.settings import settings_from_dict
 
 RESTORER_JSON = "restorer.json"
 PROPOSERS = ("tables", "thesaurus", "seq2seq")

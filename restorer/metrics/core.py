@@ -21,10 +21,11 @@ hyphens are separate tokens, which matches the spinner's own notion of a word
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 import sacrebleu
+
+from restorer.common import WORD_RE
 
 __all__ = [
     "WORD_RE",
@@ -44,8 +45,6 @@ __all__ = [
     "tokenize_words",
     "word_edit_distance",
 ]
-
-WORD_RE = re.compile(r"\w+(?:['’]\w+)*|[^\w\s]")
 
 Edit = tuple[int, int, tuple[str, ...]]
 """A word-level edit ``(src_start, src_end, replacement_tokens)``: source tokens

@@ -27,7 +27,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from restorer import __version__
+from restorer.common import __version__
 from restorer.serving.batcher import Batcher, QueueTimeout, RestorerLike, Unavailable
 from restorer.serving.config import ServeConfig, flag_name
 from restorer.serving.logs import RequestLogMiddleware, configure_logging, request_info

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, get_type_hints
 
-from restorer.config import ConfigError
+from restorer.common import ConfigError
 
 ENV_PREFIX = "RESTORER_"
 BACKENDS = ("auto", "torch", "ctranslate2")
