@@ -342,7 +342,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from restorer.config import ConfigError
-    from restorer.inference import default_model_dir, resolve_device
+    from restorer.inference import default_model_dir
+    from restorer.model.device import resolve_device
     from restorer.serving.config import ServeConfig, option_help
     from restorer.serving.server import run
 

@@ -3,8 +3,8 @@
 A training YAML has one section per concern::
 
     data: {...}       # DataConfig: corpus, spinner style, clean share, lengths
-    tokenizer: {...}  # TokenizerConfig (restorer.tokenizer)
-    model: {...}      # ModelConfig: the T5 shape
+    tokenizer: {...}  # TokenizerConfig (restorer.model.tokenizer)
+    model: {...}      # ModelConfig (restorer.model.t5): the T5 shape
     train: {...}      # TrainConfig: optimisation, evaluation, checkpoints
     finetune: {...}   # FinetuneConfig: a new style's data, for `restorer finetune`
 
@@ -21,7 +21,8 @@ from typing import Any, TypeVar, get_type_hints
 import yaml
 
 from restorer.common import ConfigError
-from restorer.tokenizer import TokenizerConfig
+from restorer.model.t5 import ModelConfig
+from restorer.model.tokenizer import TokenizerConfig
 
 T = TypeVar("T")
 
@@ -38,21 +39,6 @@ class DataConfig:
     valid_seed: int = 1234
     pool_batches: int = 50  # length bucketing: sort a pool of this many batches by length
     seed: int = 0
-
-
-@dataclass
-class ModelConfig:
-    d_model: int = 256
-    d_ff: int = 1024
-    d_kv: int = 64
-    num_heads: int = 4
-    num_layers: int = 4
-    num_decoder_layers: int = 4
-    dropout_rate: float = 0.1
-    feed_forward_proj: str = "relu"
-    relative_attention_num_buckets: int = 32
-    relative_attention_max_distance: int = 128
-    tie_word_embeddings: bool = True
 
 
 @dataclass

@@ -10,6 +10,7 @@ from typing import Any, overload
 
 from restorer.decoding import Decoded, greedy_decode, speculative_decode
 from restorer.guard import Edit, GuardConfig, Guarded, spin_score
+from restorer.model.device import model_dtype, resolve_device
 from restorer.text import document_spans, splice, split_long
 
 DECODERS = {"speculative": speculative_decode, "greedy": greedy_decode}
@@ -22,24 +23,6 @@ class ModelNotFoundError(FileNotFoundError):
 
 def default_model_dir() -> Path:
     return Path(str(resources.files("restorer").joinpath("checkpoints", "default")))
-
-
-def resolve_device(device: str = "auto") -> str:
-    import torch
-
-    if device == "auto":
-        if torch.cuda.is_available():
-            return "cuda"
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return "mps"
-        return "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} asked for, but CUDA is not available")
-    if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ValueError("device 'mps' asked for, but MPS is not available")
-    if device != "cpu" and not device.startswith(("cuda", "mps")):
-        raise ValueError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps")
-    return device
 
 
 @dataclass
@@ -349,14 +332,3 @@ def _check_list(text: Any) -> list[str]:
     if not isinstance(text, list | tuple) or not all(isinstance(t, str) for t in text):
         raise TypeError("expected a str or a list of str")
     return list(text)
-
-
-def model_dtype(device: str) -> Any:
-    """fp32 on CPU (fp16 weights on disk are upcast), bf16 on CUDA where supported, else fp16."""
-    import torch
-
-    if device.startswith("cuda"):
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device == "mps":
-        return torch.float16
-    return torch.float32

@@ -26,7 +26,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from restorer.config import ConfigError, ModelConfig, RunConfig, load_config, save_config
+from restorer.config import ConfigError, RunConfig, load_config, save_config
+from restorer.model.t5 import model_config_of
 from restorer.pairs import (
     BatcherState,
     BucketBatcher,
@@ -93,7 +94,7 @@ def make_accelerator(cfg: RunConfig) -> Any:
 
 def ensure_tokenizer(cfg: RunConfig, out: Path, accelerator: Any) -> Any:
     """Load the run's tokenizer, training it on the corpus's target side the first time."""
-    from restorer.tokenizer import load_tokenizer, train_tokenizer
+    from restorer.model.tokenizer import load_tokenizer, train_tokenizer
 
     tok_dir = out / "tokenizer"
     if accelerator.is_main_process and not (tok_dir / "tokenizer.json").exists():
@@ -101,11 +102,6 @@ def ensure_tokenizer(cfg: RunConfig, out: Path, accelerator: Any) -> Any:
         train_tokenizer(sentences, tok_dir, cfg.tokenizer)
     accelerator.wait_for_everyone()
     return load_tokenizer(tok_dir)
-
-
-def model_config_of(hf_config: Any) -> ModelConfig:
-    """The ``ModelConfig`` of a loaded T5 model (for a run that starts from one)."""
-    return ModelConfig(**{f: getattr(hf_config, f) for f in ModelConfig.__dataclass_fields__})
 
 
 def load_init(cfg: RunConfig, out: Path, accelerator: Any) -> tuple[Any, Any, RunConfig]:
@@ -116,7 +112,7 @@ def load_init(cfg: RunConfig, out: Path, accelerator: Any) -> tuple[Any, Any, Ru
     import torch
     from transformers import T5ForConditionalGeneration
 
-    from restorer.tokenizer import load_tokenizer
+    from restorer.model.tokenizer import load_tokenizer
 
     src = Path(cfg.train.init_from)
     if not (src / "config.json").exists():
@@ -269,7 +265,7 @@ def train(cfg: RunConfig, resume: bool = False, data: TrainData | None = None) -
     import torch
     from tqdm.auto import tqdm
 
-    from restorer.modeling import build_model, count_parameters
+    from restorer.model.t5 import build_model, count_parameters
 
     tc, dc = cfg.train, cfg.data
     out = Path(tc.output_dir)

@@ -31,7 +31,8 @@ from hypothesis import strategies as st
 
 from restorer.decoding import Decoded
 from restorer.guard import Edit
-from restorer.inference import Explanation, Restorer, model_dtype, resolve_device
+from restorer.inference import Explanation, Restorer
+from restorer.model.device import model_dtype, resolve_device
 from restorer.restore_io import (
     FileOutput,
     InputError,

@@ -49,7 +49,7 @@ TRICKY = [
 
 
 def test_tokenizer_round_trip_is_exact(tmp_path: Path) -> None:
-    from restorer.tokenizer import TokenizerConfig, load_tokenizer, train_tokenizer
+    from restorer.model.tokenizer import TokenizerConfig, load_tokenizer, train_tokenizer
 
     texts = [
         json.loads(x)["text"] for x in (make_corpus(tmp_path / "c") / "train.jsonl").read_text().splitlines()
@@ -95,7 +95,7 @@ def test_pair_stream_is_deterministic_and_shards_by_rank() -> None:
 
 
 def test_bucket_batcher_pads_dynamically_and_resumes(tmp_path: Path) -> None:
-    from restorer.tokenizer import TokenizerConfig, load_tokenizer, train_tokenizer
+    from restorer.model.tokenizer import TokenizerConfig, load_tokenizer, train_tokenizer
 
     texts = [
         json.loads(x)["text"] for x in (make_corpus(tmp_path / "c") / "train.jsonl").read_text().splitlines()

@@ -200,7 +200,7 @@ def run_finetune(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
 
 def result_model_config(result: dict[str, Any], cfg: RunConfig) -> Any:
     """The model section the run actually used (taken from the base model by ``train``)."""
-    from restorer.config import ModelConfig
+    from restorer.model.t5 import ModelConfig
 
     model = result.get("config", {}).get("model")
     return ModelConfig(**model) if model else cfg.model

@@ -111,8 +111,8 @@ class JudgeTier:
     def load(cls, spec: JudgeSpec, device: str = "cpu", seq2seq_dir: str | Path | None = None) -> JudgeTier:
         """The tier ``spec`` names, its LM on ``device``; with ``seq2seq_dir`` (a transformers
         seq2seq model directory) and the ``seq2seq`` proposer, that model's prior as well."""
-        from restorer.inference import resolve_device
         from restorer.model.base_lm import head_weight_fp32, lm_dir, load_lm
+        from restorer.model.device import resolve_device
 
         cfg = settings_from_dict(LMScorerConfig, spec.scorer, "judge scorer")
         device = resolve_device(device)

@@ -737,7 +737,7 @@ def load_lm(path_or_name: str | Path, device: str = "cpu", dtype: Any = None) ->
     path = lm_dir(path_or_name)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from restorer.inference import resolve_device
+    from restorer.model.device import resolve_device
 
     device = resolve_device(device)
     torch_dtype = _dtype(dtype, device)

@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from restorer.config import ModelConfig
+
+@dataclass
+class ModelConfig:
+    d_model: int = 256
+    d_ff: int = 1024
+    d_kv: int = 64
+    num_heads: int = 4
+    num_layers: int = 4
+    num_decoder_layers: int = 4
+    dropout_rate: float = 0.1
+    feed_forward_proj: str = "relu"
+    relative_attention_num_buckets: int = 32
+    relative_attention_max_distance: int = 128
+    tie_word_embeddings: bool = True
 
 
 def t5_config(cfg: ModelConfig, vocab_size: int, pad_id: int = 0, eos_id: int = 1) -> Any:
@@ -47,3 +61,8 @@ def count_parameters(model: Any) -> int:
             seen.add(id(p))
             total += p.numel()
     return total
+
+
+def model_config_of(hf_config: Any) -> ModelConfig:
+    """The ``ModelConfig`` of a loaded T5 model (for a run that starts from one)."""
+    return ModelConfig(**{f: getattr(hf_config, f) for f in ModelConfig.__dataclass_fields__})
