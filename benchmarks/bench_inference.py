@@ -30,7 +30,7 @@ def run_one(args: argparse.Namespace) -> None:
     """Child process: decode once, print one JSON line."""
     import torch
 
-    from restorer.pairs import read_pairs
+    from restorer.data import read_pairs
 
     torch.set_num_threads(args.threads)
     sents = [p["spun"] for p in read_pairs(args.pairs)[: args.n]]

@@ -16,9 +16,9 @@ import time
 
 import torch
 
+from restorer.data import read_pairs
 from restorer.generation import greedy_restore
 from restorer.inference import Restorer
-from restorer.pairs import read_pairs
 
 
 def main() -> None:

@@ -82,7 +82,7 @@ def bucket_of(words: int, edges: Sequence[int]) -> int:
 
 def load_buckets(pairs: Path, edges: Sequence[int], n: int, seed: int) -> list[Bucket]:
     """Up to ``n`` spun sentences per length bucket, a seeded sample of the pairs file."""
-    from restorer.pairs import PairsError, read_pairs
+    from restorer.data import PairsError, read_pairs
 
     try:
         spun = [p["spun"].strip() for p in read_pairs(pairs)]

@@ -14,10 +14,10 @@ import json
 import time
 from dataclasses import replace
 
+from restorer.data import read_pairs
 from restorer.evaluation import score_decodes
 from restorer.guard import GuardConfig
 from restorer.inference import Restorer
-from restorer.pairs import read_pairs
 
 
 def main() -> None:

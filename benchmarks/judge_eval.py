@@ -20,8 +20,8 @@ import time
 from dataclasses import replace
 
 from restorer import Restorer
+from restorer.data import read_pairs
 from restorer.metrics.core import clean_changed_score, compute_metrics
-from restorer.pairs import read_pairs
 
 
 def main() -> None:

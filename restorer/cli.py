@@ -220,8 +220,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from restorer.data import PairsError, read_pairs
     from restorer.metrics.core import clean_changed_score, compute_metrics
-    from restorer.pairs import PairsError, read_pairs
 
     try:
         pairs = read_pairs(args.pairs)
@@ -236,7 +236,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     metrics = compute_metrics(spun, outs[: len(pairs)], originals)
     metrics["clean_changed"] = clean_changed_score(outs[len(pairs) :], originals)
     if args.predictions:
-        from restorer.pairs import write_pairs
+        from restorer.data import write_pairs
 
         write_pairs(args.predictions, [{**p, "restored": o} for p, o in zip(pairs, outs, strict=False)])
     print(json.dumps(metrics))
@@ -244,7 +244,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_data_pairs(args: argparse.Namespace) -> int:
-    from restorer.pairs import PairsError, load_sentences, make_pairs, write_pairs
+    from restorer.data import PairsError, load_sentences, make_pairs, write_pairs
     from restorer.spin.spinner import Spinner
     from restorer.spin.styles import StyleError
 

@@ -78,9 +78,9 @@ def ship_model(
 
 def evaluate_shipped(model_dir: Path, pairs_path: Path, limit: int = 0) -> dict[str, Any]:
     """Score a shipped model on a pairs file (guard on and off) and add it to its card."""
+    from restorer.data import read_pairs
     from restorer.evaluation import evaluate_pairs
     from restorer.inference import Restorer
-    from restorer.pairs import read_pairs
 
     pairs = read_pairs(pairs_path)
     if limit:

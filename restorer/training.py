@@ -27,8 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from restorer.config import ConfigError, RunConfig, load_config, save_config
-from restorer.model.t5 import model_config_of
-from restorer.pairs import (
+from restorer.data import (
     BatcherState,
     BucketBatcher,
     ExampleStream,
@@ -37,6 +36,7 @@ from restorer.pairs import (
     make_pairs,
     write_pairs,
 )
+from restorer.model.t5 import model_config_of
 
 
 @dataclass

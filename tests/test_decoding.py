@@ -24,7 +24,7 @@ def test_draft_copies_the_source_after_the_last_token() -> None:
 
 
 def _sentences(tiny_model: Path) -> list[str]:
-    from restorer.pairs import make_pairs
+    from restorer.data import make_pairs
     from restorer.spin.spinner import Spinner
 
     corpus = tiny_model.parent.parent / "corpus" / "train.jsonl"

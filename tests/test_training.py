@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from restorer.config import ConfigError, load_config
-from restorer.pairs import BatcherState, BucketBatcher, PairStream, read_pairs
+from restorer.data import BatcherState, BucketBatcher, PairStream, read_pairs
 from restorer.spin.spinner import Spinner
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -167,7 +167,7 @@ def test_tiny_model_train_save_reload_resume_restore(tmp_path: Path) -> None:
     assert len(r.restore(["One.", "Two.", ""])) == 3
 
     # shipping packs fp16 safetensors and scores them (guard on and off) into the card
-    from restorer.pairs import write_pairs
+    from restorer.data import write_pairs
     from restorer.ship import ship_model
 
     pairs = tmp_path / "pairs.jsonl"
@@ -185,7 +185,7 @@ def test_tiny_model_train_save_reload_resume_restore(tmp_path: Path) -> None:
 
 
 def test_read_pairs_errors(tmp_path: Path) -> None:
-    from restorer.pairs import PairsError
+    from restorer.data import PairsError
 
     p = tmp_path / "p.jsonl"
     p.write_text('{"spun": "a", "original": "b"}\nnot json\n')

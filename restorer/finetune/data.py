@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 
 from restorer.config import RunConfig
-from restorer.pairs import PairsError, load_sentences, make_pairs, read_pairs
+from restorer.data import PairsError, load_sentences, make_pairs, read_pairs
 from restorer.spin.spinner import Spinner
 
 Draw = Callable[[random.Random], tuple[str, str]]

@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from restorer.config import RunConfig, load_config, save_config
+from restorer.data import write_pairs
 from restorer.finetune.card import metrics_table, write_finetune_card
 from restorer.finetune.data import FinetuneError, Prepared, check_sources, prepare
-from restorer.pairs import write_pairs
 
 PACKAGED_CONFIG = Path(__file__).with_name("finetune.yaml")
 KEPT_METRICS = ("repaired", "exact", "clean_changed", "chrf", "edit_f05")
