@@ -29,8 +29,8 @@ from dataclasses import replace
 import torch
 
 from restorer.data import read_pairs
+from restorer.infer import Restorer
 from restorer.infer.judge import Judge
-from restorer.inference import Restorer
 
 
 def _run(r: Restorer, sents: list[str]) -> tuple[float, list, int]:

@@ -27,7 +27,7 @@ def peak_mb() -> float:
 def child(args: argparse.Namespace) -> None:
     stages = {"start": peak_mb()}
     from restorer.data import read_pairs
-    from restorer.inference import Restorer
+    from restorer.infer import Restorer
 
     stages["imports"] = peak_mb()
     r = Restorer.from_pretrained(args.model, device="cpu", threads=args.threads, backend=args.backend,

@@ -17,8 +17,8 @@ import time
 import torch
 
 from restorer.data import read_pairs
-from restorer.generation import greedy_restore
-from restorer.inference import Restorer
+from restorer.infer import Restorer
+from restorer.infer.decoders import greedy_restore
 
 
 def main() -> None:

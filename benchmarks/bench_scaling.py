@@ -108,7 +108,7 @@ def load_buckets(pairs: Path, edges: Sequence[int], n: int, seed: int) -> list[B
 
 
 def load_restorer(backend: str, args: argparse.Namespace) -> Any:
-    from restorer.inference import Restorer
+    from restorer.infer import Restorer
 
     path = (args.ct2_dir or args.model) if backend == "ctranslate2" else args.model
     return Restorer.from_pretrained(
@@ -131,7 +131,7 @@ def measure(restorer: Any, backend: str, bucket: Bucket, batch_size: int, repeat
 
 def run_grid(args: argparse.Namespace, buckets: list[Bucket], batch_sizes: list[int]) -> list[Row]:
     rows = []
-    from restorer.ct2 import available
+    from restorer.infer.ct2 import available
 
     for backend in ["torch"] + (["ctranslate2"] if available() and not args.no_ct2 else []):
         restorer = load_restorer(backend, args)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import httpx
 
-from restorer.inference import default_model_dir
+from restorer.infer import default_model_dir
 from restorer.serving.process import ServerProcess
 
 SENTENCES = [

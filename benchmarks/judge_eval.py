@@ -41,8 +41,8 @@ def main() -> None:
     t0 = time.perf_counter()
     judge = a.judge
     if json.loads(a.scorer):
+        from restorer.infer import default_model_dir
         from restorer.infer.pipeline import JudgeSpec, read_judge_spec
-        from restorer.inference import default_model_dir
 
         spec = read_judge_spec(a.model or default_model_dir()) if judge == "auto" else JudgeSpec(lm=judge)
         if spec is None:

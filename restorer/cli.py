@@ -162,7 +162,7 @@ def cmd_tables_build(args: argparse.Namespace) -> int:
 
 
 def _guard_config(args: argparse.Namespace):  # -> GuardConfig
-    from restorer.guard import GuardConfig
+    from restorer.infer.guard import GuardConfig
 
     try:
         guard = GuardConfig(enabled=not args.no_guard)
@@ -176,7 +176,7 @@ def _guard_config(args: argparse.Namespace):  # -> GuardConfig
 def _load_restorer(args: argparse.Namespace, world: World | None = None):  # -> Restorer
     """The model of the command line; with several processes in ``world``, on this process's
     GPU (``cuda:LOCAL_RANK``) or its share of the CPU cores."""
-    from restorer.inference import ModelNotFoundError, Restorer
+    from restorer.infer.restorer import ModelNotFoundError, Restorer
     from restorer.model.base_lm import LMFetchError
 
     if args.batch_size < 1:
@@ -342,7 +342,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from restorer.config import ConfigError
-    from restorer.inference import default_model_dir
+    from restorer.infer.restorer import default_model_dir
     from restorer.model.device import resolve_device
     from restorer.serving.config import ServeConfig, option_help
     from restorer.serving.server import run
@@ -380,8 +380,8 @@ def _metavar(name: str, typ: type) -> str:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from restorer.ct2 import SUBDIR, ExportError, export_ctranslate2
-    from restorer.inference import default_model_dir
+    from restorer.infer.ct2 import SUBDIR, ExportError, export_ctranslate2
+    from restorer.infer.restorer import default_model_dir
 
     model = Path(args.model) if args.model else default_model_dir()
     output = Path(args.output) if args.output else model / SUBDIR

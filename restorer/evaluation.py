@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from restorer.decoding import Decoded
-from restorer.guard import GuardConfig, guard_sentence
+from restorer.infer.decoded import Decoded
+from restorer.infer.guard import GuardConfig, guard_sentence
 from restorer.metrics.core import clean_changed_score, compute_metrics
 
 

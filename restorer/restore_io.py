@@ -45,8 +45,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from restorer.scaleout import World
 
 if TYPE_CHECKING:
-    from restorer.guard import Edit
-    from restorer.inference import Explanation, Restorer
+    from restorer.infer.guard import Edit
+    from restorer.infer.restorer import Explanation, Restorer
 
 DEFAULT_CHUNK_LINES = 256
 LONG_INPUT_LINES = 200  # a progress bar above this many lines

@@ -7,9 +7,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from restorer.ct2 import SUBDIR, export_ctranslate2
-from restorer.ct2 import available as ct2_available
-from restorer.inference import default_model_dir
+from restorer.infer.ct2 import SUBDIR, export_ctranslate2
+from restorer.infer.ct2 import available as ct2_available
+from restorer.infer.restorer import default_model_dir
 
 KEEP = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json",
         "restorer_config.yaml", "training_info.json", "README.md")  # fmt: skip
@@ -80,7 +80,7 @@ def evaluate_shipped(model_dir: Path, pairs_path: Path, limit: int = 0) -> dict[
     """Score a shipped model on a pairs file (guard on and off) and add it to its card."""
     from restorer.data import read_pairs
     from restorer.evaluation import evaluate_pairs
-    from restorer.inference import Restorer
+    from restorer.infer.restorer import Restorer
 
     pairs = read_pairs(pairs_path)
     if limit:

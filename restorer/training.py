@@ -195,7 +195,7 @@ def valid_sets(cfg: RunConfig, out: Path, spinner: Any) -> tuple[list[dict[str, 
 def evaluate_model(
     model: Any, tokenizer: Any, pairs: list[dict[str, Any]], clean: list[str], cfg: RunConfig
 ) -> dict[str, float]:
-    from restorer.generation import greedy_restore
+    from restorer.infer.decoders import greedy_restore
     from restorer.metrics.core import clean_changed_score, compute_metrics
 
     tc = cfg.train

@@ -173,7 +173,7 @@ def test_finetune_from_pairs(
 ) -> None:
     from transformers import AutoTokenizer, T5ForConditionalGeneration
 
-    from restorer.inference import Restorer
+    from restorer.infer import Restorer
 
     texts = [json.loads(x)["text"] for x in (corpus / "train.jsonl").read_text().splitlines()][:60]
     pairs = write_jsonl(tmp_path / "pairs.jsonl", spin_pairs(known_spinner(tmp_path), texts))

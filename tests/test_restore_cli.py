@@ -29,9 +29,9 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from restorer.decoding import Decoded
-from restorer.guard import Edit
-from restorer.inference import Explanation, Restorer
+from restorer.infer import Explanation, Restorer
+from restorer.infer.decoded import Decoded
+from restorer.infer.guard import Edit
 from restorer.model.device import model_dtype, resolve_device
 from restorer.restore_io import (
     FileOutput,

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from restorer.inference import Explanation
+from restorer.infer import Explanation
 from restorer.restore_io import (
     InputError,
     Job,
@@ -35,7 +35,7 @@ from restorer.restore_io import (
 from restorer.scaleout import LaunchError, World
 
 if TYPE_CHECKING:
-    from restorer.inference import Restorer
+    from restorer.infer import Restorer
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -127,7 +127,7 @@ def test_bucket_batcher_pads_dynamically_and_resumes(tmp_path: Path) -> None:
 def test_tiny_model_train_save_reload_resume_restore(tmp_path: Path) -> None:
     from transformers import AutoTokenizer, T5ForConditionalGeneration
 
-    from restorer.inference import Restorer
+    from restorer.infer import Restorer
     from restorer.training import train
 
     corpus = make_corpus(tmp_path / "corpus")

@@ -24,8 +24,8 @@ from typing import Any
 import torch
 
 from restorer.common import settings_from_dict
-from restorer.decoding import Decoded
-from restorer.guard import (
+from restorer.infer.decoded import Decoded
+from restorer.infer.guard import (
     Edit,
     GuardConfig,
     Guarded,

@@ -157,7 +157,7 @@ def default_loader(config: ServeConfig) -> Loader:
             from restorer.serving.model_process import ModelProcess
 
             return ModelProcess(config)
-        from restorer.inference import Restorer
+        from restorer.infer import Restorer
 
         return Restorer.from_pretrained(
             config.model, device=config.device, batch_size=config.decode_batch_size,

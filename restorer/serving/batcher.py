@@ -27,7 +27,7 @@ log = logging.getLogger("restorer.serve")
 
 
 class RestorerLike(Protocol):
-    """What the batcher needs of a model (``restorer.inference.Restorer`` has it)."""
+    """What the batcher needs of a model (``restorer.infer.Restorer`` has it)."""
 
     def restore_documents(self, texts: Sequence[str]) -> list[str]: ...
 

@@ -116,8 +116,8 @@ class ServeConfig:
                 f"{_where('log_level')} must be one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}"
             )
 
-    def guard_config(self) -> Any:  # -> restorer.guard.GuardConfig
-        from restorer.guard import GuardConfig
+    def guard_config(self) -> Any:  # -> restorer.infer.GuardConfig
+        from restorer.infer.guard import GuardConfig
 
         if self.min_confidence is None:
             return GuardConfig(enabled=self.guard)

@@ -44,7 +44,7 @@ class ModelError(RuntimeError):
 def _child(conn: Connection, config: ServeConfig) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        from restorer.inference import Restorer
+        from restorer.infer import Restorer
 
         restorer = Restorer.from_pretrained(
             config.model, device=config.device, batch_size=config.decode_batch_size,

@@ -27,7 +27,7 @@ from functools import lru_cache
 from typing import Any
 
 from restorer.common import WORD_RE, settings_from_dict
-from restorer.decoding import Decoded
+from restorer.infer.decoded import Decoded
 
 _PROTECTED_RE = re.compile(
     r"(?:https?://|ftp://|www\.)\S+"  # URLs

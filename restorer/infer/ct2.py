@@ -3,7 +3,7 @@
 CTranslate2 runs the same T5 with int8 (or fp16) weights and a C++ decoder, several times
 faster than ``model.generate`` on a CPU. The export directory holds the converted model and
 the tokenizer, so ``Restorer.from_pretrained(DIR, backend="ctranslate2")`` needs nothing else.
-Decoding is greedy, batched and length-capped like :func:`restorer.decoding.greedy_decode`;
+Decoding is greedy, batched and length-capped like :func:`restorer.infer.decoders.greedy_decode`;
 per-token probabilities for the guard are the log-probabilities CTranslate2 reports for each
 token as it decodes (a step callback), so they cost no second pass.
 """
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from restorer.common import cache_root
-from restorer.decoding import Decoded, finish, length_batches
+from restorer.infer.decoded import Decoded, finish, length_batches
 
 CPU_PARALLEL = os.environ.get("RESTORER_CT2_PARALLEL", "inter")  # "inter" or "intra", see load_translator
 SUBDIR = "ctranslate2"  # a model directory's own int8 export, which Restorer uses on CPU

@@ -1,4 +1,9 @@
-"""``Restorer``: load a model directory and restore sentences or whole documents."""
+"""``Restorer``: load a model directory and restore sentences or whole documents.
+
+The seq2seq model runs on a backend (torch with a :data:`~restorer.infer.decoders.DECODERS`
+decoder, or CTranslate2); the judge tier (:mod:`restorer.infer.pipeline`), when there is one,
+chooses among proposed edits, and the guard (:mod:`restorer.infer.guard`) comes last.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +13,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, overload
 
-from restorer.decoding import Decoded, greedy_decode, speculative_decode
-from restorer.guard import Edit, GuardConfig, Guarded, spin_score
+from restorer.infer.decoded import Decoded
+from restorer.infer.decoders import DECODERS
+from restorer.infer.guard import Edit, GuardConfig, Guarded, spin_score
 from restorer.model.device import model_dtype, resolve_device
 from restorer.text import document_spans, splice, split_long
-
-DECODERS = {"speculative": speculative_decode, "greedy": greedy_decode}
-"""Decoders by name; both give greedy decoding's output, the speculative one in fewer passes."""
 
 
 class ModelNotFoundError(FileNotFoundError):
@@ -132,8 +135,8 @@ class Restorer:
         from transformers import AutoTokenizer
         from transformers.utils import logging as hf_logging
 
-        from restorer.ct2 import available as ct2_available
-        from restorer.ct2 import bundled_export, is_ctranslate2_dir
+        from restorer.infer.ct2 import available as ct2_available
+        from restorer.infer.ct2 import bundled_export, is_ctranslate2_dir
 
         hf_logging.disable_progress_bar()
         model_dir = Path(path) if path is not None else default_model_dir()
@@ -158,12 +161,12 @@ class Restorer:
         if backend == "torch" and is_ct2:
             raise ValueError(f"{model_dir} is a CTranslate2 export; it cannot run on the torch backend")
         if backend == "ctranslate2" and not is_ct2:  # convert once (int8), then reuse the cached export
-            from restorer.ct2 import cached_export
+            from restorer.infer.ct2 import cached_export
 
             model_dir = bundled_export(model_dir) or cached_export(model_dir)
         tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
         if backend == "ctranslate2":
-            from restorer.ct2 import load_translator
+            from restorer.infer.ct2 import load_translator
 
             translator = load_translator(model_dir, dev, threads)
             r = cls(None, tokenizer, dev, batch_size, guard=guard, decoder="greedy", judge=tier)
@@ -225,7 +228,7 @@ class Restorer:
 
     def _decode_pieces(self, pieces: list[str]) -> list[Decoded]:
         if self.translator is not None:
-            from restorer.ct2 import ct2_decode
+            from restorer.infer.ct2 import ct2_decode
 
             return ct2_decode(self.translator, self.tokenizer, pieces, self.batch_size, self.max_new_tokens)
         options: dict[str, Any] = {}
@@ -242,7 +245,7 @@ class Restorer:
 
     def explain_sentences(self, sentences: Sequence[str]) -> list[Guarded]:
         """Decode and guard stripped sentences: the text to output plus every edit."""
-        from restorer.guard import guard_sentence
+        from restorer.infer.guard import guard_sentence
 
         if self.judge is not None:
             decodes = self.decode(sentences) if self.judge.use_seq2seq else None

@@ -2,9 +2,9 @@
 
 ``transformers``' T5 forward pass is general: a cache object that grows by concatenation,
 masks and position biases rebuilt in every layer, one layout for every row of the batch.
-Copy-speculative decoding (:mod:`restorer.decoding`) needs something narrower: every row of
-a batch feeds its own number of drafted tokens, keeps its own number of them, and the rows
-that are done leave the batch. This module runs the decoder stack of a
+Copy-speculative decoding (:func:`restorer.infer.decoders.speculative_decode`) needs
+something narrower: every row of a batch feeds its own number of drafted tokens, keeps its own
+number of them, and the rows that are done leave the batch. This module runs the decoder stack of a
 ``T5ForConditionalGeneration`` (its own modules and weights, so a dynamically quantized int8
 model works the same way) with
 
@@ -27,7 +27,8 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from restorer.decoding import Decoded, _draft, finish, length_batches, padded
+from restorer.infer.decoded import Decoded, finish, length_batches, padded
+from restorer.infer.drafting import draft
 
 Drafter = Callable[[list[int], list[int], int, int], tuple[list[int], int]]
 _THREADS_LOCK = threading.Lock()  # held while ``workers`` > 1 has set torch to one thread
@@ -229,10 +230,10 @@ class LeanT5:
         max_new_tokens: int = 128,
         with_scores: bool = True,
         draft_len: int = 6,
-        drafter: Drafter = _draft,
+        drafter: Drafter = draft,
         workers: int = 1,
     ) -> list[Decoded]:
-        """Greedy decoding of ``texts``, batched like :func:`restorer.decoding.greedy_decode`;
+        """Greedy decoding of ``texts``, batched like :func:`restorer.infer.decoders.greedy_decode`;
         ``workers`` > 1 decodes that many batches at once on the CPU."""
         import torch
 
