@@ -147,7 +147,7 @@ def _budget(info: Path) -> dict[str, float]:
 
 def score(model: Path, sets: dict[str, Path], threads: int) -> dict[str, Any]:
     from restorer.data import read_pairs
-    from restorer.evaluation import evaluate_pairs
+    from restorer.eval.evaluation import evaluate_pairs
     from restorer.infer import Restorer
 
     r = Restorer.from_pretrained(model, device="cpu", threads=threads, backend="torch", judge="none")  # one backend for all

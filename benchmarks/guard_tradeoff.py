@@ -15,7 +15,7 @@ import time
 from dataclasses import replace
 
 from restorer.data import read_pairs
-from restorer.evaluation import score_decodes
+from restorer.eval.evaluation import score_decodes
 from restorer.infer import Restorer
 from restorer.infer.guard import GuardConfig
 

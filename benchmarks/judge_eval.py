@@ -21,7 +21,7 @@ from dataclasses import replace
 
 from restorer import Restorer
 from restorer.data import read_pairs
-from restorer.metrics.core import clean_changed_score, compute_metrics
+from restorer.eval.evaluation import evaluate
 
 
 def main() -> None:
@@ -74,8 +74,7 @@ def main() -> None:
         t0 = time.perf_counter()
         clean = r.restore_sentences(orig)
         t_clean = time.perf_counter() - t0
-    m = compute_metrics(spun, outs, orig)
-    m["clean_changed"] = clean_changed_score(clean, orig)
+    m = evaluate(lambda _texts: [*outs, *clean], spun, orig).metrics  # restored above, timed apart
     m["clean_identical"] = sum(x == y for x, y in zip(clean, orig, strict=True)) / max(1, len(orig))
     res = {
         "pairs": a.pairs, "n": len(pairs), "judge": a.judge, "proposers": a.proposers, "set": a.set,

@@ -221,7 +221,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from restorer.data import PairsError, read_pairs
-    from restorer.metrics.core import clean_changed_score, compute_metrics
+    from restorer.eval.evaluation import evaluate
 
     try:
         pairs = read_pairs(args.pairs)
@@ -230,16 +230,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.limit:
         pairs = pairs[: args.limit]
     restorer = _load_restorer(args)
-    spun = [p["spun"] for p in pairs]
-    originals = [p["original"] for p in pairs]
-    outs = restorer.restore_sentences(spun + originals)
-    metrics = compute_metrics(spun, outs[: len(pairs)], originals)
-    metrics["clean_changed"] = clean_changed_score(outs[len(pairs) :], originals)
+    ev = evaluate(restorer.restore_sentences, [p["spun"] for p in pairs], [p["original"] for p in pairs])
     if args.predictions:
         from restorer.data import write_pairs
 
-        write_pairs(args.predictions, [{**p, "restored": o} for p, o in zip(pairs, outs, strict=False)])
-    print(json.dumps(metrics))
+        write_pairs(args.predictions, [{**p, "restored": o} for p, o in zip(pairs, ev.outputs, strict=True)])
+    print(json.dumps(ev.metrics))
     return 0
 
 

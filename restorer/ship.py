@@ -79,7 +79,7 @@ def ship_model(
 def evaluate_shipped(model_dir: Path, pairs_path: Path, limit: int = 0) -> dict[str, Any]:
     """Score a shipped model on a pairs file (guard on and off) and add it to its card."""
     from restorer.data import read_pairs
-    from restorer.evaluation import evaluate_pairs
+    from restorer.eval.evaluation import evaluate_pairs
     from restorer.infer.restorer import Restorer
 
     pairs = read_pairs(pairs_path)

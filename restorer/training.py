@@ -195,16 +195,15 @@ def valid_sets(cfg: RunConfig, out: Path, spinner: Any) -> tuple[list[dict[str, 
 def evaluate_model(
     model: Any, tokenizer: Any, pairs: list[dict[str, Any]], clean: list[str], cfg: RunConfig
 ) -> dict[str, float]:
+    """The metrics of the model being trained: its greedy decode, no guard."""
+    from functools import partial
+
+    from restorer.eval.evaluation import evaluate
     from restorer.infer.decoders import greedy_restore
-    from restorer.metrics.core import clean_changed_score, compute_metrics
 
     tc = cfg.train
-    srcs = [p["spun"] for p in pairs]
-    preds = greedy_restore(model, tokenizer, srcs + clean, tc.eval_batch_size, tc.eval_max_new_tokens)
-    metrics = compute_metrics(srcs, preds[: len(srcs)], [p["original"] for p in pairs])
-    if clean:
-        metrics["clean_changed"] = clean_changed_score(preds[len(srcs) :], clean)
-    return metrics
+    restore = partial(greedy_restore, model, tokenizer, batch_size=tc.eval_batch_size, max_new_tokens=tc.eval_max_new_tokens)
+    return evaluate(restore, [p["spun"] for p in pairs], [p["original"] for p in pairs], clean).metrics
 
 
 def export_model(model: Any, tokenizer: Any, cfg: RunConfig, out_dir: Path, info: dict[str, Any]) -> None:

@@ -36,7 +36,7 @@ from typing import Any
 
 import yaml
 
-from restorer.metrics.core import WORD_RE
+from restorer.common import WORD_RE
 from restorer.spin.lexicon import STOPWORDS, Lexicon, default_lexicon, match_case
 
 _PHRASE_RE = re.compile(r"[\w']+(?: [\w']+)*")

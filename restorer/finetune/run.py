@@ -73,7 +73,7 @@ def check_run(cfg: RunConfig, resume: bool) -> tuple[Path, Path]:
 
 def evaluate_sets(model_dir: Path, sets: dict[str, list[dict[str, Any]]], cfg: RunConfig) -> dict[str, Any]:
     """``{set: {"guard": metrics, "no_guard": metrics}}`` of a model directory on each pairs set."""
-    from restorer.evaluation import evaluate_pairs
+    from restorer.eval.evaluation import evaluate_pairs
     from restorer.infer.restorer import Restorer
 
     # torch for the base and the fine-tuned model alike, so before and after compare the weights only

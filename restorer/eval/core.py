@@ -29,7 +29,7 @@ from restorer.common import WORD_RE
 
 __all__ = [
     "WORD_RE",
-    "Edit",
+    "WordEdit",
     "bleu_score",
     "chrf_score",
     "clean_changed_score",
@@ -46,7 +46,7 @@ __all__ = [
     "word_edit_distance",
 ]
 
-Edit = tuple[int, int, tuple[str, ...]]
+WordEdit = tuple[int, int, tuple[str, ...]]
 """A word-level edit ``(src_start, src_end, replacement_tokens)``: source tokens
 ``[src_start:src_end]`` are replaced by ``replacement_tokens`` (an insertion has
 ``src_start == src_end``, a deletion an empty replacement)."""
@@ -198,8 +198,8 @@ def _diff_blocks(a: Sequence[str], b: Sequence[str]) -> list[tuple[int, int, int
     return blocks
 
 
-def _edits_of_tokens(src: Sequence[str], tgt: Sequence[str]) -> set[Edit]:
-    edits: set[Edit] = set()
+def _edits_of_tokens(src: Sequence[str], tgt: Sequence[str]) -> set[WordEdit]:
+    edits: set[WordEdit] = set()
     for s0, s1, t0, t1 in _diff_blocks(src, tgt):
         if s1 - s0 == t1 - t0:
             # In an optimal alignment an equal-length block is pure substitutions (a delete plus
@@ -211,7 +211,7 @@ def _edits_of_tokens(src: Sequence[str], tgt: Sequence[str]) -> set[Edit]:
     return edits
 
 
-def extract_edits(source: str, target: str) -> list[Edit]:
+def extract_edits(source: str, target: str) -> list[WordEdit]:
     """Word-level edits turning ``source`` into ``target``, sorted by position.
 
     The tokens are aligned with a minimum-cost Levenshtein alignment. Each maximal run of

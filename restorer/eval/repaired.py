@@ -1,7 +1,7 @@
 """``repaired`` as an ``evaluate`` metric: restoration of article-spun text (DESIGN.md section 5).
 
-Load it offline with ``restorer.metrics.load_metric("repaired")`` or
-``evaluate.load("/path/to/restorer/metrics/repaired.py")``. The computation lives in the
+Load it offline with ``restorer.eval.load_metric("repaired")`` or
+``evaluate.load("/path/to/restorer/eval/repaired.py")``. The computation lives in the
 sibling ``core.py``; ``evaluate`` copies both files into its modules cache, so this script is
 self-contained and never touches the Hub.
 """
@@ -39,7 +39,7 @@ Examples:
 
 
 class Repaired(evaluate.Metric):
-    """``evaluate`` wrapper around :func:`restorer.metrics.core.restoration_scores`."""
+    """``evaluate`` wrapper around :func:`restorer.eval.core.restoration_scores`."""
 
     def _info(self) -> evaluate.MetricInfo:
         return evaluate.MetricInfo(

@@ -1,7 +1,7 @@
 """``clean_changed`` as an ``evaluate`` metric: over-correction on clean input (DESIGN.md section 5).
 
-Load it offline with ``restorer.metrics.load_metric("clean_changed")`` or
-``evaluate.load("/path/to/restorer/metrics/clean_changed.py")``. The computation lives in the
+Load it offline with ``restorer.eval.load_metric("clean_changed")`` or
+``evaluate.load("/path/to/restorer/eval/clean_changed.py")``. The computation lives in the
 sibling ``core.py``, which ``evaluate`` copies next to this script in its modules cache.
 """
 
@@ -34,7 +34,7 @@ Examples:
 
 
 class CleanChanged(evaluate.Metric):
-    """``evaluate`` wrapper around :func:`restorer.metrics.core.clean_changed_score`."""
+    """``evaluate`` wrapper around :func:`restorer.eval.core.clean_changed_score`."""
 
     def _info(self) -> evaluate.MetricInfo:
         return evaluate.MetricInfo(

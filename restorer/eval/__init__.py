@@ -1,6 +1,7 @@
-"""Metrics of ``restorer eval`` (DESIGN.md section 5).
+"""Evaluation: the metrics of ``restorer eval`` (DESIGN.md section 5) and the one procedure
+that every caller uses (:func:`restorer.eval.evaluation.evaluate`).
 
-Pure functions live in :mod:`restorer.metrics.core` and are re-exported here; importing this
+Pure functions live in :mod:`restorer.eval.core` and are re-exported here; importing this
 package does not import ``evaluate`` (which is slow to import). The ``evaluate`` modules
 ``repaired.py`` and ``clean_changed.py`` in this directory are loaded by *file path* with
 :func:`load_metric`, which works with no network and no Hub access.
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from .core import (
     WORD_RE,
-    Edit,
+    WordEdit,
     bleu_score,
     chrf_score,
     clean_changed_score,
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
 __all__ = [
     "METRIC_NAMES",
     "WORD_RE",
-    "Edit",
+    "WordEdit",
     "bleu_score",
     "chrf_score",
     "clean_changed_score",
