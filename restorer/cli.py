@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, TextIO
 from restorer import __version__
 
 if TYPE_CHECKING:
-    from restorer.config import RunConfig
     from restorer.scaleout import World
+    from restorer.train.config import RunConfig
 
 
 class CLIError(Exception):
@@ -263,7 +263,7 @@ def cmd_data_pairs(args: argparse.Namespace) -> int:
 
 
 def cmd_ship(args: argparse.Namespace) -> int:
-    from restorer.ship import ShipError, ship_model
+    from restorer.train.ship import ShipError, ship_model
 
     try:
         info = ship_model(
@@ -314,8 +314,8 @@ def _finetune_settings(cfg: RunConfig, args: argparse.Namespace) -> RunConfig:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    from restorer.config import ConfigError
-    from restorer.finetune import FinetuneError, finetune_config, run_finetune
+    from restorer.train.config import ConfigError
+    from restorer.train.finetune import FinetuneError, finetune_config, run_finetune
 
     if not args.output:
         raise CLIError("give the new model's directory: --output DIR")
@@ -337,11 +337,11 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from restorer.config import ConfigError
     from restorer.infer.restorer import default_model_dir
     from restorer.model.device import resolve_device
     from restorer.serving.config import ServeConfig, option_help
     from restorer.serving.server import run
+    from restorer.train.config import ConfigError
 
     flags = {name: getattr(args, name) for name, *_ in option_help()}
     try:

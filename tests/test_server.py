@@ -25,7 +25,7 @@ import httpx
 import pytest
 import uvicorn
 
-from restorer.config import ConfigError
+from restorer.common import ConfigError
 from restorer.serving.app import create_app
 from restorer.serving.config import ServeConfig
 from restorer.serving.process import ServerProcess

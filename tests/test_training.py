@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from restorer.config import ConfigError, load_config
 from restorer.data import BatcherState, BucketBatcher, PairStream, read_pairs
 from restorer.spin.spinner import Spinner
+from restorer.train.config import ConfigError, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -128,7 +128,7 @@ def test_tiny_model_train_save_reload_resume_restore(tmp_path: Path) -> None:
     from transformers import AutoTokenizer, T5ForConditionalGeneration
 
     from restorer.infer import Restorer
-    from restorer.training import train
+    from restorer.train.loop import train
 
     corpus = make_corpus(tmp_path / "corpus")
     out = tmp_path / "run"
@@ -168,7 +168,7 @@ def test_tiny_model_train_save_reload_resume_restore(tmp_path: Path) -> None:
 
     # shipping packs fp16 safetensors and scores them (guard on and off) into the card
     from restorer.data import write_pairs
-    from restorer.ship import ship_model
+    from restorer.train.ship import ship_model
 
     pairs = tmp_path / "pairs.jsonl"
     write_pairs(pairs, [{"spun": "The firm stated final week.", "original": "The company said last week."}] * 3)

@@ -2,7 +2,7 @@
 
 ``run_finetune`` reads like a table of contents: check the inputs, prepare the data (mine a
 style, split held-out pairs, set up the mix with replay), score the base model, train with
-``restorer.training.train`` from the base model's weights within the time budget, install the
+``restorer.train.loop.train`` from the base model's weights within the time budget, install the
 best checkpoint as the output model directory, score it, and write its card.
 
 Layout of the output directory ``OUT``::
@@ -27,10 +27,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from restorer.config import RunConfig, load_config, save_config
 from restorer.data import write_pairs
-from restorer.finetune.card import metrics_table, write_finetune_card
-from restorer.finetune.data import FinetuneError, Prepared, check_sources, prepare
+from restorer.train.config import RunConfig, load_config, save_config
+from restorer.train.finetune.card import metrics_table, write_finetune_card
+from restorer.train.finetune.data import FinetuneError, Prepared, check_sources, prepare
 
 PACKAGED_CONFIG = Path(__file__).with_name("finetune.yaml")
 KEPT_METRICS = ("repaired", "exact", "clean_changed", "chrf", "edit_f05")
@@ -136,7 +136,7 @@ def _base_info(base: Path) -> dict[str, Any]:
 
 def run_finetune(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
     """Fine-tune ``train.init_from`` on ``cfg.finetune``'s data into ``train.output_dir``."""
-    from restorer.training import TrainData, train
+    from restorer.train.loop import TrainData, train
 
     t0 = time.time()
     base, out = check_run(cfg, resume)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from restorer.config import RunConfig
+from restorer.train.config import RunConfig
 
 
 def _fmt(v: Any) -> str:

@@ -1,8 +1,10 @@
 """The accelerate training loop, shared by ``train.py`` and fine-tuning.
 
-One function, ``train``, reads like a table of contents: set up the accelerator, the tokenizer,
-the model, the data and the optimiser; resume if asked; then loop over batches with periodic
-logging, evaluation, time-based checkpoints and export of the best model.
+One function, ``train``, reads like a table of contents: :func:`set_up` the accelerator, the
+tokenizer, the model, the data and the optimiser (resuming if asked); then loop over
+:func:`train_step` with periodic :func:`write_log`, :func:`run_eval` (which exports the best
+model) and time-based :func:`save_checkpoint`; finally export the ``final`` model. What the
+steps share is a :class:`Run`, and how far it got a :class:`TrainState` (``trainer_state.json``).
 
 ``train.init_from`` starts from a trained model directory (its weights and its tokenizer) instead
 of from scratch, and a ``TrainData`` replaces the default data (the corpus spun with
@@ -13,7 +15,6 @@ loop after the current step, save a checkpoint and export the model (``--resume`
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import math
 import shutil
@@ -21,12 +22,11 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from restorer.config import ConfigError, RunConfig, load_config, save_config
 from restorer.data import (
     BatcherState,
     BucketBatcher,
@@ -37,6 +37,9 @@ from restorer.data import (
     write_pairs,
 )
 from restorer.model.t5 import model_config_of
+from restorer.train.checkpoints import export_model, latest_checkpoint
+from restorer.train.config import ConfigError, RunConfig, load_config, save_config
+from restorer.train.logs import CsvLog
 
 
 @dataclass
@@ -206,41 +209,6 @@ def evaluate_model(
     return evaluate(restore, [p["spun"] for p in pairs], [p["original"] for p in pairs], clean).metrics
 
 
-def export_model(model: Any, tokenizer: Any, cfg: RunConfig, out_dir: Path, info: dict[str, Any]) -> None:
-    """``save_pretrained`` (safetensors) + tokenizer + config + model card."""
-    from restorer.modelcard import write_model_card
-
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    model.save_pretrained(str(tmp), safe_serialization=True)
-    tokenizer.save_pretrained(str(tmp))
-    save_config(cfg, tmp / "restorer_config.yaml")
-    (tmp / "training_info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-    write_model_card(tmp, cfg, info)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    tmp.rename(out_dir)
-
-
-class CsvLog:
-    def __init__(self, path: Path, fields: list[str]) -> None:
-        self.path, self.fields = path, fields
-        if not path.exists():
-            with open(path, "w", newline="") as fh:
-                csv.writer(fh).writerow(fields)
-
-    def write(self, row: dict[str, Any]) -> None:
-        with open(self.path, "a", newline="") as fh:
-            csv.writer(fh).writerow([row.get(f, "") for f in self.fields])
-
-
-def latest_checkpoint(out: Path) -> Path | None:
-    ckpts = sorted((out / "checkpoints").glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
-    ckpts = [c for c in ckpts if (c / "trainer_state.json").exists()]
-    return ckpts[-1] if ckpts else None
-
-
 def default_data(cfg: RunConfig, out: Path, main: bool) -> TrainData:
     """The corpus spun on the fly with ``data.style`` and its fixed valid sets."""
     from restorer.spin.spinner import Spinner
@@ -257,12 +225,76 @@ def default_data(cfg: RunConfig, out: Path, main: bool) -> TrainData:
     return TrainData(make_stream, valid_pairs, valid_clean, len(sentences))
 
 
-# ----------------------------------------------------------------------------- the loop
-def train(cfg: RunConfig, resume: bool = False, data: TrainData | None = None) -> dict[str, Any]:
-    """Train (or, with ``train.init_from``, continue training) a model; ``data`` replaces the
-    default data. Returns the run's info, with ``final`` metrics and ``interrupted``."""
+# ----------------------------------------------------------------------------- the run
+@dataclass
+class TrainState:
+    """How far a run got: what ``trainer_state.json`` records beside accelerate's checkpoint."""
+
+    step: int = 0
+    pairs: int = 0
+    tokens: int = 0
+    train_seconds: float = 0.0
+    best: dict[str, Any] | None = None  # the best evaluation so far (its step and metrics)
+    pool: int = 0  # the batcher's position: its pool, and the batches of that pool already taken
+    batch: int = 0
+
+
+@dataclass
+class Window:
+    """What the next ``log.csv`` row averages: the steps since the last one."""
+
+    start: float = field(default_factory=time.time)
+    pairs: int = 0
+    tokens: int = 0
+    loss_sum: float = 0.0
+    loss_n: int = 0
+
+
+@dataclass
+class Run:
+    """One training run on this process: what the steps of :func:`train` share."""
+
+    cfg: RunConfig
+    out: Path
+    accelerator: Any
+    tokenizer: Any
+    model: Any
+    optimizer: Any
+    scheduler: Any
+    data: TrainData
+    n_params: int
+    state: TrainState = field(default_factory=TrainState)
+    batcher: Any = None
+    log: CsvLog | None = None  # main process only
+    elog: CsvLog | None = None
+    last_eval: dict[str, float] = field(default_factory=dict)
+    last_eval_step: int = -1
+
+    @property
+    def main(self) -> bool:
+        return self.accelerator.is_main_process
+
+    def info(self) -> dict[str, Any]:
+        """The run's ``training_info.json``."""
+        return {
+            "parameters": self.n_params,
+            "steps": self.state.step,
+            "pairs_seen": self.state.pairs,
+            "train_seconds": round(self.state.train_seconds, 1),
+            "processes": self.accelerator.num_processes,
+            "device": str(self.accelerator.device),
+            "best": self.state.best,
+            "corpus_sentences": self.data.sentences,
+            "init_from": self.cfg.train.init_from,
+            **self.data.info,
+            "config": asdict(self.cfg),
+        }
+
+
+def set_up(cfg: RunConfig, resume: bool, data: TrainData | None) -> Run:
+    """The accelerator, the tokenizer, the model, the data, the optimiser and the logs; the
+    latest checkpoint loaded when resuming."""
     import torch
-    from tqdm.auto import tqdm
 
     from restorer.model.t5 import build_model, count_parameters
 
@@ -285,163 +317,158 @@ def train(cfg: RunConfig, resume: bool = False, data: TrainData | None = None) -
         save_config(cfg, out / "config.yaml")
     n_params = count_parameters(model)
     data = data or default_data(cfg, out, main)
-    valid_pairs, valid_clean = (data.valid_pairs, data.valid_clean) if main else ([], [])
 
     optimizer = make_optimizer(model, cfg)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    run = Run(cfg, out, accelerator, tokenizer, model, optimizer, scheduler, data, n_params)
 
-    state: dict[str, Any] = {
-        "step": 0,
-        "pairs": 0,
-        "tokens": 0,
-        "train_seconds": 0.0,
-        "best": None,
-        "pool": 0,
-        "batch": 0,
-    }
     ckpt = latest_checkpoint(out) if resume else None
     if resume and ckpt is None and main:
         print(f"no checkpoint in {out}/checkpoints: starting from scratch")
     if ckpt is not None:
         accelerator.load_state(str(ckpt))
-        state.update(json.loads((ckpt / "trainer_state.json").read_text()))
+        for key, value in json.loads((ckpt / "trainer_state.json").read_text()).items():
+            setattr(run.state, key, value)
         if main:
-            print(f"resumed from {ckpt} at step {state['step']}")
+            print(f"resumed from {ckpt} at step {run.state.step}")
 
     stream = data.make_stream(accelerator.process_index, accelerator.num_processes)
-    batcher = BucketBatcher(stream, tokenizer, tc.batch_size, dc.pool_batches, dc.max_tokens, seed=dc.seed,
-                            state=BatcherState(state["pool"], state["batch"]))  # fmt: skip
-    log = (
-        CsvLog(out / "log.csv", ["step", "elapsed_s", "loss", "lr", "pairs_per_s", "tokens_per_s", "pairs"])
-        if main
-        else None
-    )
-    elog = (
-        CsvLog(
-            out / "eval.csv",
-            ["step", "pairs", "repaired", "exact", "chrf", "bleu", "edit_f05", "clean_changed"],
-        )
-        if main
-        else None
-    )
+    run.batcher = BucketBatcher(stream, tokenizer, tc.batch_size, dc.pool_batches, dc.max_tokens, seed=dc.seed,
+                                state=BatcherState(run.state.pool, run.state.batch))  # fmt: skip
     if main:
+        run.log = CsvLog(out / "log.csv", ["step", "elapsed_s", "loss", "lr", "pairs_per_s", "tokens_per_s", "pairs"])
+        run.elog = CsvLog(
+            out / "eval.csv", ["step", "pairs", "repaired", "exact", "chrf", "bleu", "edit_f05", "clean_changed"]
+        )
         print(f"model: {n_params / 1e6:.2f}M parameters; {data.sentences} training sentences; "
               f"{accelerator.num_processes} process(es) on {accelerator.device}; mixed precision {accelerator.mixed_precision}")  # fmt: skip
+    return run
 
-    def save_checkpoint() -> None:
-        state["pool"], state["batch"] = batcher.state.pool, batcher.state.batch
-        path = out / "checkpoints" / f"step-{state['step']}"
-        accelerator.save_state(str(path), safe_serialization=True)
-        if main:
-            (path / "trainer_state.json").write_text(json.dumps(state, indent=2))
-            for old in sorted((out / "checkpoints").glob("step-*"), key=lambda p: int(p.name.split("-")[1]))[
-                : -tc.keep_checkpoints
-            ]:
-                shutil.rmtree(old, ignore_errors=True)
-        accelerator.wait_for_everyone()
 
-    last_eval: dict[str, float] = {}
-    last_eval_step = [-1]
+def train_step(run: Run, batches: Iterator[dict[str, Any]], window: Window) -> None:
+    """One optimiser step: ``grad_accum`` batches forward and backward, then the update."""
+    tc, accelerator, model = run.cfg.train, run.accelerator, run.model
+    for _ in range(tc.grad_accum):
+        batch = {k: v.to(accelerator.device) for k, v in next(batches).items()}
+        with accelerator.accumulate(model):
+            loss = model(**batch).loss
+            accelerator.backward(loss)
+            if accelerator.sync_gradients:
+                accelerator.clip_grad_norm_(model.parameters(), tc.max_grad_norm)
+            run.optimizer.step()
+            run.scheduler.step()
+            run.optimizer.zero_grad(set_to_none=True)
+        n_pairs = batch["input_ids"].shape[0] * accelerator.num_processes
+        n_tok = (
+            int((batch["attention_mask"].sum() + (batch["labels"] != -100).sum()).item())
+            * accelerator.num_processes
+        )
+        window.pairs += n_pairs
+        window.tokens += n_tok
+        run.state.pairs += n_pairs
+        run.state.tokens += n_tok
+        window.loss_sum += float(loss.detach())
+        window.loss_n += 1
+    run.state.step += 1
 
-    def run_eval() -> dict[str, float]:
-        metrics: dict[str, float] = {}
-        if main:
-            unwrapped = accelerator.unwrap_model(model)
-            unwrapped.eval()
-            metrics = evaluate_model(unwrapped, tokenizer, valid_pairs, valid_clean, cfg)
-            unwrapped.train()
-            elog.write({"step": state["step"], "pairs": state["pairs"], **metrics})  # type: ignore[union-attr]
-            score = metrics["repaired"]
-            if state["best"] is None or score > state["best"]["repaired"]:
-                state["best"] = {"step": state["step"], **metrics}
-                export_model(unwrapped, tokenizer, cfg, out / "best", info())
-            print(
-                f"eval step {state['step']}: "
-                + " ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k != "n")
-            )
-        accelerator.wait_for_everyone()
-        last_eval.clear()
-        last_eval.update(metrics)
-        last_eval_step[0] = state["step"]
-        return metrics
 
-    def info() -> dict[str, Any]:
-        return {
-            "parameters": n_params,
-            "steps": state["step"],
-            "pairs_seen": state["pairs"],
-            "train_seconds": round(state["train_seconds"], 1),
-            "processes": accelerator.num_processes,
-            "device": str(accelerator.device),
-            "best": state["best"],
-            "corpus_sentences": data.sentences,
-            "init_from": tc.init_from,
-            **data.info,
-            "config": asdict(cfg),
-        }
+def write_log(run: Run, window: Window, bar: Any) -> None:
+    """A ``log.csv`` row for the window (main process), shown on the progress bar too."""
+    dt = max(time.time() - window.start, 1e-9)
+    row = {
+        "step": run.state.step,
+        "elapsed_s": round(run.state.train_seconds, 1),
+        "loss": round(window.loss_sum / max(window.loss_n, 1), 4),
+        "lr": f"{run.scheduler.get_last_lr()[0]:.2e}",
+        "pairs_per_s": round(window.pairs / dt, 1),
+        "tokens_per_s": round(window.tokens / dt, 0),
+        "pairs": run.state.pairs,
+    }
+    run.log.write(row)  # type: ignore[union-attr]
+    bar.set_postfix(loss=row["loss"], pairs_s=row["pairs_per_s"], tok_s=row["tokens_per_s"])
 
-    model.train()
+
+def run_eval(run: Run) -> dict[str, float]:
+    """Evaluate on the valid sets (main process), log it, and export the model when it is the
+    best so far; every process waits for it."""
+    state, accelerator = run.state, run.accelerator
+    metrics: dict[str, float] = {}
+    if run.main:
+        unwrapped = accelerator.unwrap_model(run.model)
+        unwrapped.eval()
+        metrics = evaluate_model(unwrapped, run.tokenizer, run.data.valid_pairs, run.data.valid_clean, run.cfg)
+        unwrapped.train()
+        run.elog.write({"step": state.step, "pairs": state.pairs, **metrics})  # type: ignore[union-attr]
+        score = metrics["repaired"]
+        if state.best is None or score > state.best["repaired"]:
+            state.best = {"step": state.step, **metrics}
+            export_model(unwrapped, run.tokenizer, run.cfg, run.out / "best", run.info())
+        print(f"eval step {state.step}: " + " ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k != "n"))
+    accelerator.wait_for_everyone()
+    run.last_eval = dict(metrics)
+    run.last_eval_step = state.step
+    return metrics
+
+
+def save_checkpoint(run: Run) -> None:
+    """accelerate's state and ``trainer_state.json`` in ``checkpoints/step-N``; only the newest
+    ``keep_checkpoints`` are kept."""
+    state, accelerator, out = run.state, run.accelerator, run.out
+    state.pool, state.batch = run.batcher.state.pool, run.batcher.state.batch
+    path = out / "checkpoints" / f"step-{state.step}"
+    accelerator.save_state(str(path), safe_serialization=True)
+    if run.main:
+        (path / "trainer_state.json").write_text(json.dumps(asdict(state), indent=2))
+        for old in sorted((out / "checkpoints").glob("step-*"), key=lambda p: int(p.name.split("-")[1]))[
+            : -run.cfg.train.keep_checkpoints
+        ]:
+            shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+
+
+def final_metrics(run: Run, interrupted: bool) -> dict[str, float]:
+    """The metrics of the last step: evaluated now unless they already were (none when the
+    run does not evaluate, or was interrupted between evaluations)."""
+    # every rank takes the same branch here: run_eval has barriers inside
+    if run.cfg.train.eval_every <= 0:
+        return {}
+    if run.last_eval_step == run.state.step or interrupted:
+        return dict(run.last_eval) if run.last_eval_step == run.state.step else {}
+    return run_eval(run)
+
+
+# ----------------------------------------------------------------------------- the loop
+def train(cfg: RunConfig, resume: bool = False, data: TrainData | None = None) -> dict[str, Any]:
+    """Train (or, with ``train.init_from``, continue training) a model; ``data`` replaces the
+    default data. Returns the run's info, with ``final`` metrics and ``interrupted``."""
+    from tqdm.auto import tqdm
+
+    run = set_up(cfg, resume, data)
+    tc, state, accelerator = run.cfg.train, run.state, run.accelerator
+    run.model.train()
     start = time.time()
     deadline = start + tc.max_minutes * 60 if tc.max_minutes > 0 else math.inf
     last_ckpt = time.time()
-    win_pairs = win_tokens = 0
-    win_start = time.time()
-    loss_sum, loss_n = 0.0, 0
-    seconds_at_start = state["train_seconds"]
-    if tc.init_from and state["step"] == 0 and tc.eval_every > 0:
-        run_eval()  # the starting model's score: the best model is never worse than it
-    bar = tqdm(
-        total=tc.max_steps, initial=state["step"], disable=not main, dynamic_ncols=True, smoothing=0.05
-    )
-    batches = iter(batcher)
+    window = Window()
+    seconds_at_start = state.train_seconds
+    if tc.init_from and state.step == 0 and tc.eval_every > 0:
+        run_eval(run)  # the starting model's score: the best model is never worse than it
+    bar = tqdm(total=tc.max_steps, initial=state.step, disable=not run.main, dynamic_ncols=True, smoothing=0.05)
+    batches = iter(run.batcher)
     interrupted = False
     with StopSignal() as stop:
-        while state["step"] < tc.max_steps and time.time() < deadline:
-            for _ in range(tc.grad_accum):
-                batch = {k: v.to(accelerator.device) for k, v in next(batches).items()}
-                with accelerator.accumulate(model):
-                    loss = model(**batch).loss
-                    accelerator.backward(loss)
-                    if accelerator.sync_gradients:
-                        accelerator.clip_grad_norm_(model.parameters(), tc.max_grad_norm)
-                    optimizer.step()
-                    scheduler.step()
-                    optimizer.zero_grad(set_to_none=True)
-                n_pairs = batch["input_ids"].shape[0] * accelerator.num_processes
-                n_tok = (
-                    int((batch["attention_mask"].sum() + (batch["labels"] != -100).sum()).item())
-                    * accelerator.num_processes
-                )
-                win_pairs += n_pairs
-                win_tokens += n_tok
-                state["pairs"] += n_pairs
-                state["tokens"] += n_tok
-                loss_sum += float(loss.detach())
-                loss_n += 1
-            state["step"] += 1
-            state["train_seconds"] = seconds_at_start + (time.time() - start)
+        while state.step < tc.max_steps and time.time() < deadline:
+            train_step(run, batches, window)
+            state.train_seconds = seconds_at_start + (time.time() - start)
             bar.update(1)
-            if state["step"] % tc.log_every == 0 and main:
-                dt = max(time.time() - win_start, 1e-9)
-                row = {
-                    "step": state["step"],
-                    "elapsed_s": round(state["train_seconds"], 1),
-                    "loss": round(loss_sum / max(loss_n, 1), 4),
-                    "lr": f"{scheduler.get_last_lr()[0]:.2e}",
-                    "pairs_per_s": round(win_pairs / dt, 1),
-                    "tokens_per_s": round(win_tokens / dt, 0),
-                    "pairs": state["pairs"],
-                }
-                log.write(row)  # type: ignore[union-attr]
-                bar.set_postfix(loss=row["loss"], pairs_s=row["pairs_per_s"], tok_s=row["tokens_per_s"])
-                win_pairs = win_tokens = 0
-                win_start = time.time()
-                loss_sum, loss_n = 0.0, 0
-            if tc.eval_every > 0 and state["step"] % tc.eval_every == 0:
-                run_eval()
+            if state.step % tc.log_every == 0 and run.main:
+                write_log(run, window, bar)
+                window = Window()
+            if tc.eval_every > 0 and state.step % tc.eval_every == 0:
+                run_eval(run)
             if time.time() - last_ckpt >= tc.checkpoint_minutes * 60:
-                save_checkpoint()
+                save_checkpoint(run)
                 last_ckpt = time.time()
             if stop.signum:
                 accelerator.set_trigger()
@@ -449,25 +476,14 @@ def train(cfg: RunConfig, resume: bool = False, data: TrainData | None = None) -
                 interrupted = True
                 break
         bar.close()  # the handlers stay until the model is saved
-        # every rank takes the same branch here: run_eval has barriers inside
-        if tc.eval_every <= 0:
-            final_metrics: dict[str, float] = {}
-        elif last_eval_step[0] == state["step"] or interrupted:
-            final_metrics = dict(last_eval) if last_eval_step[0] == state["step"] else {}
-        else:
-            final_metrics = run_eval()
-        save_checkpoint()
-        if main:
-            export_model(
-                accelerator.unwrap_model(model),
-                tokenizer,
-                cfg,
-                out / "final",
-                {**info(), "final": final_metrics},
-            )
+        final = final_metrics(run, interrupted)
+        save_checkpoint(run)
+        if run.main:
+            export_model(accelerator.unwrap_model(run.model), run.tokenizer, run.cfg, run.out / "final",
+                         {**run.info(), "final": final})  # fmt: skip
             if interrupted:
-                print(f"stopped at step {state['step']}: checkpoint saved in {out / 'checkpoints'}; "
+                print(f"stopped at step {state.step}: checkpoint saved in {run.out / 'checkpoints'}; "
                       "continue with --resume", file=sys.stderr)  # fmt: skip
     accelerator.wait_for_everyone()
     accelerator.end_training()
-    return {**info(), "final": final_metrics, "main_process": main, "interrupted": interrupted}
+    return {**run.info(), "final": final, "main_process": run.main, "interrupted": interrupted}

@@ -25,9 +25,9 @@ from typing import Any
 
 import yaml
 
-from restorer.config import RunConfig
 from restorer.data import PairsError, load_sentences, make_pairs, read_pairs
 from restorer.spin.spinner import Spinner
+from restorer.train.config import RunConfig
 
 Draw = Callable[[random.Random], tuple[str, str]]
 
@@ -351,7 +351,7 @@ def _new_style(cfg: RunConfig, mode: str, pairs: list[dict[str, str]], style_dir
         return _load_spinner(path, "--dictionary"), path
     if not fc.mine:
         return None, None
-    from restorer.finetune.mining import mine_style
+    from restorer.train.finetune.mining import mine_style
 
     mined = mine_style(pairs, fc.max_phrase_words)
     info["mined"] = mined.summary(fc.min_count)
