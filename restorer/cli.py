@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, TextIO
 from restorer import __version__
 
 if TYPE_CHECKING:
-    from restorer.scaleout import World
+    from restorer.batch.world import World
     from restorer.train.config import RunConfig
 
 
@@ -198,8 +198,8 @@ def _load_restorer(args: argparse.Namespace, world: World | None = None):  # -> 
 def cmd_restore(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from restorer.restore_io import InputError, RestoreOptions, run_restore
-    from restorer.scaleout import LaunchError, World, connected
+    from restorer.batch.run import InputError, RestoreOptions, run_restore
+    from restorer.batch.world import LaunchError, World, connected
 
     if args.batch_size < 1:
         raise CLIError("--batch-size must be at least 1")

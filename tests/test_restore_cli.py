@@ -29,11 +29,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from restorer.infer import Explanation, Restorer
-from restorer.infer.decoded import Decoded
-from restorer.infer.guard import Edit
-from restorer.model.device import model_dtype, resolve_device
-from restorer.restore_io import (
+from restorer.batch.run import (
     FileOutput,
     InputError,
     LineResult,
@@ -43,6 +39,10 @@ from restorer.restore_io import (
     rich_diff,
     run_restore,
 )
+from restorer.infer import Explanation, Restorer
+from restorer.infer.decoded import Decoded
+from restorer.infer.guard import Edit
+from restorer.model.device import model_dtype, resolve_device
 from restorer.text import document_spans, splice
 
 ROOT = Path(__file__).resolve().parent.parent

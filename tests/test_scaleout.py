@@ -21,8 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from restorer.infer import Explanation
-from restorer.restore_io import (
+from restorer.batch.run import (
     InputError,
     Job,
     Piece,
@@ -32,7 +31,8 @@ from restorer.restore_io import (
     plan_pieces,
     run_restore,
 )
-from restorer.scaleout import LaunchError, World
+from restorer.batch.world import LaunchError, World
+from restorer.infer import Explanation
 
 if TYPE_CHECKING:
     from restorer.infer import Restorer

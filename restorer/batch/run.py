@@ -18,7 +18,7 @@ A run has three phases:
    whole run is done.
 
 **Scale-out.** Under ``accelerate launch`` or ``torchrun`` (several processes, GPUs or nodes;
-see ``restorer.scaleout``) every process plans and scans the same jobs, then restores its own
+see :mod:`restorer.batch.world`) every process plans and scans the same jobs, then restores its own
 contiguous share of their chunks (cut at the same chunk boundaries as a one-process run, and
 shared out by lines) into shard files beside each target, ``OUT.rankR`` (written as
 ``OUT.rankR.partial`` with ``OUT.rankR.progress.json``, so each process resumes on its own).
@@ -42,7 +42,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from restorer.scaleout import World
+from restorer.batch.world import World
 
 if TYPE_CHECKING:
     from restorer.infer.guard import Edit

@@ -1,0 +1,1 @@
+"""``restorer restore`` on files: streaming, resumable, and shared out across processes."""
