@@ -198,7 +198,7 @@ def _load_restorer(args: argparse.Namespace, world: World | None = None):  # -> 
 def cmd_restore(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from restorer.batch.run import InputError, RestoreOptions, run_restore
+    from restorer.batch import InputError, RestoreOptions, run_restore
     from restorer.batch.world import LaunchError, World, connected
 
     if args.batch_size < 1:

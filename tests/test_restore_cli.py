@@ -29,7 +29,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from restorer.batch.run import (
+from restorer.batch import (
     FileOutput,
     InputError,
     LineResult,
