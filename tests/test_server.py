@@ -27,8 +27,8 @@ import uvicorn
 
 from restorer.common import ConfigError
 from restorer.serving.app import create_app
-from restorer.serving.config import ServeConfig
 from restorer.serving.process import ServerProcess
+from restorer.serving.settings import ServeConfig
 
 LIMITS = ["--max-texts", "8", "--max-chars", "300", "--max-body-bytes", "8192"]
 ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}

@@ -13,8 +13,8 @@ from restorer.cli.base import CLIError
 def cmd_serve(args: argparse.Namespace) -> int:
     from restorer.infer.restorer import default_model_dir
     from restorer.model.device import resolve_device
-    from restorer.serving.config import ServeConfig, option_help
     from restorer.serving.server import run
+    from restorer.serving.settings import ServeConfig, option_help
     from restorer.train.config import ConfigError
 
     flags = {name: getattr(args, name) for name, *_ in option_help()}
@@ -32,7 +32,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _add_serve_args(p: argparse.ArgumentParser) -> None:
-    from restorer.serving.config import env_name, flag_name, option_help
+    from restorer.serving.settings import env_name, flag_name, option_help
 
     for name, help_text, default, typ in option_help():
         shown = "" if default is None else f"; default: {str(default).lower() if typ is bool else default}"

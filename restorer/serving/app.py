@@ -29,9 +29,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from restorer.common import __version__
 from restorer.serving.batcher import Batcher, QueueTimeout, RestorerLike, Unavailable
-from restorer.serving.config import ServeConfig, flag_name
 from restorer.serving.logs import RequestLogMiddleware, configure_logging, request_info
-from restorer.serving.metrics import CONTENT_TYPE, Metrics
+from restorer.serving.monitoring import CONTENT_TYPE, Metrics
 from restorer.serving.schemas import (
     INPUT_NAME,
     MODEL_NAME,
@@ -48,6 +47,7 @@ from restorer.serving.schemas import (
     RestoreResponse,
     ServerMetadata,
 )
+from restorer.serving.settings import ServeConfig, flag_name
 
 log = logging.getLogger("restorer.serve")
 

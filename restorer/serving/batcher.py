@@ -35,7 +35,7 @@ class RestorerLike(Protocol):
 
 
 class BatchObserver(Protocol):
-    """Receives the batcher's measurements (``restorer.serving.metrics.Metrics`` is one)."""
+    """Receives the batcher's measurements (``restorer.serving.monitoring.Metrics`` is one)."""
 
     def batch_done(self, n_texts: int, seconds: float, failed: bool) -> None: ...
 

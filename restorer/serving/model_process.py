@@ -28,7 +28,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from restorer.serving.batcher import Unavailable
-from restorer.serving.config import ServeConfig
+from restorer.serving.settings import ServeConfig
 
 log = logging.getLogger("restorer.serve")
 

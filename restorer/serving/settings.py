@@ -117,7 +117,7 @@ class ServeConfig:
             )
 
     def guard_config(self) -> Any:  # -> restorer.infer.GuardConfig
-        from restorer.infer.guard import GuardConfig
+        from restorer.infer import GuardConfig
 
         if self.min_confidence is None:
             return GuardConfig(enabled=self.guard)
