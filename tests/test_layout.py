@@ -38,7 +38,7 @@ def test_the_walls_hold() -> None:
         ("spin/styles.py", "import torch", "corpus and spin never import torch or transformers"),
         ("infer/judge.py", "from restorer.data import read_pairs", "infer never imports train or data"),
         ("serving/logs.py", "from restorer.infer.guard import GuardConfig", "serving reaches only infer's public API"),
-        ("train/logs.py", "import argparse", "only the CLI parses arguments"),
+        ("train/csvlog.py", "import argparse", "only the CLI parses arguments"),
         ("infer/lean.py", "from restorer.infer.decoders import DECODERS", "no import cycles inside a room"),
         ("model/t5.py", "from restorer.train.config import RunConfig", "the data path: each room imports only"),
     ],

@@ -13,7 +13,7 @@ from restorer.train.config import RunConfig, save_config
 
 def export_model(model: Any, tokenizer: Any, cfg: RunConfig, out_dir: Path, info: dict[str, Any]) -> None:
     """``save_pretrained`` (safetensors) + tokenizer + config + model card."""
-    from restorer.train.card import write_model_card
+    from restorer.train.modelcard import write_model_card
 
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     if tmp.exists():

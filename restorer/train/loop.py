@@ -39,7 +39,7 @@ from restorer.data import (
 from restorer.model.t5 import model_config_of
 from restorer.train.checkpoints import export_model, latest_checkpoint
 from restorer.train.config import ConfigError, RunConfig, load_config, save_config
-from restorer.train.logs import CsvLog
+from restorer.train.csvlog import CsvLog
 
 
 @dataclass

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from restorer.train.card import front_matter
 from restorer.train.config import RunConfig
+from restorer.train.modelcard import front_matter
 
 METRICS = ("repaired", "exact", "clean_changed")
 SETS = {"new": "new style (held out)", "base": "base style (valid sample)"}
