@@ -6,7 +6,7 @@ python train.py configs/finetune.yaml train.init_from=runs/default/best train.ou
     finetune.pairs=my_pairs.jsonl          # = restorer finetune (docs/finetuning.md)
 
 With finetune.pairs, finetune.dictionary or finetune.style set, the run is a fine-tune
-(``restorer.finetune.run_finetune``); otherwise ``train.init_from`` alone continues training a
+(``restorer.train.finetune.run_finetune``); otherwise ``train.init_from`` alone continues training a
 model on the base mix.
 """
 
@@ -16,9 +16,9 @@ import argparse
 import json
 import sys
 
-from restorer.config import ConfigError, RunConfig, load_config
-from restorer.finetune import FinetuneError, run_finetune
-from restorer.training import train
+from restorer.train.config import ConfigError, RunConfig, load_config
+from restorer.train.finetune import FinetuneError, run_finetune
+from restorer.train.loop import train
 
 
 def is_finetune(cfg: RunConfig) -> bool:

@@ -30,7 +30,7 @@ def run_one(args: argparse.Namespace) -> None:
     """Child process: decode once, print one JSON line."""
     import torch
 
-    from restorer.pairs import read_pairs
+    from restorer.data import read_pairs
 
     torch.set_num_threads(args.threads)
     sents = [p["spun"] for p in read_pairs(args.pairs)[: args.n]]
@@ -38,7 +38,7 @@ def run_one(args: argparse.Namespace) -> None:
     if args.decoder.startswith("ctranslate2-int8"):
         from transformers import AutoTokenizer
 
-        from restorer.ct2 import ct2_decode, load_translator
+        from restorer.infer.ct2 import ct2_decode, load_translator
 
         tok = AutoTokenizer.from_pretrained(args.ct2_dir)
         tr = load_translator(Path(args.ct2_dir), "cpu", args.threads)
@@ -46,8 +46,8 @@ def run_one(args: argparse.Namespace) -> None:
         def decode(xs: list[str]) -> list:
             return ct2_decode(tr, tok, xs, args.batch_size, with_scores=False)
     else:
-        from restorer.decoding import greedy_decode, speculative_decode
-        from restorer.inference import Restorer
+        from restorer.infer import Restorer
+        from restorer.infer.decoders import greedy_decode, speculative_decode
 
         r = Restorer.from_pretrained(args.model, device="cpu", threads=args.threads, backend="torch", judge="none")
         fn = greedy_decode if args.decoder == "generate" else speculative_decode
@@ -89,8 +89,8 @@ def main() -> None:
         run_one(args)
         return
 
-    from restorer.ct2 import export_ctranslate2
-    from restorer.inference import default_model_dir
+    from restorer.infer import default_model_dir
+    from restorer.infer.ct2 import export_ctranslate2
 
     model = Path(args.model) if args.model else default_model_dir()
     with tempfile.TemporaryDirectory() as tmp:

@@ -28,9 +28,9 @@ from dataclasses import replace
 
 import torch
 
+from restorer.data import read_pairs
+from restorer.infer import Restorer
 from restorer.infer.judge import Judge
-from restorer.inference import Restorer
-from restorer.pairs import read_pairs
 
 
 def _run(r: Restorer, sents: list[str]) -> tuple[float, list, int]:

@@ -26,8 +26,8 @@ def peak_mb() -> float:
 
 def child(args: argparse.Namespace) -> None:
     stages = {"start": peak_mb()}
-    from restorer.inference import Restorer
-    from restorer.pairs import read_pairs
+    from restorer.data import read_pairs
+    from restorer.infer import Restorer
 
     stages["imports"] = peak_mb()
     r = Restorer.from_pretrained(args.model, device="cpu", threads=args.threads, backend=args.backend,

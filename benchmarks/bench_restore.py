@@ -16,9 +16,9 @@ import time
 
 import torch
 
-from restorer.generation import greedy_restore
-from restorer.inference import Restorer
-from restorer.pairs import read_pairs
+from restorer.data import read_pairs
+from restorer.infer import Restorer
+from restorer.infer.decoders import greedy_restore
 
 
 def main() -> None:

@@ -82,7 +82,7 @@ def bucket_of(words: int, edges: Sequence[int]) -> int:
 
 def load_buckets(pairs: Path, edges: Sequence[int], n: int, seed: int) -> list[Bucket]:
     """Up to ``n`` spun sentences per length bucket, a seeded sample of the pairs file."""
-    from restorer.pairs import PairsError, read_pairs
+    from restorer.data import PairsError, read_pairs
 
     try:
         spun = [p["spun"].strip() for p in read_pairs(pairs)]
@@ -108,7 +108,7 @@ def load_buckets(pairs: Path, edges: Sequence[int], n: int, seed: int) -> list[B
 
 
 def load_restorer(backend: str, args: argparse.Namespace) -> Any:
-    from restorer.inference import Restorer
+    from restorer.infer import Restorer
 
     path = (args.ct2_dir or args.model) if backend == "ctranslate2" else args.model
     return Restorer.from_pretrained(
@@ -131,7 +131,7 @@ def measure(restorer: Any, backend: str, bucket: Bucket, batch_size: int, repeat
 
 def run_grid(args: argparse.Namespace, buckets: list[Bucket], batch_sizes: list[int]) -> list[Row]:
     rows = []
-    from restorer.ct2 import available
+    from restorer.infer.ct2 import available
 
     for backend in ["torch"] + (["ctranslate2"] if available() and not args.no_ct2 else []):
         restorer = load_restorer(backend, args)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import httpx
 
-from restorer.inference import default_model_dir
+from restorer.infer import default_model_dir
 from restorer.serving.process import ServerProcess
 
 SENTENCES = [
@@ -178,7 +178,7 @@ def report(results: list[RunResult], args: argparse.Namespace) -> None:
 def load_sentences(path: str | None) -> list[str]:
     if not path:
         return SENTENCES
-    from restorer.pairs import read_pairs
+    from restorer.data import read_pairs
 
     return [p["spun"] for p in read_pairs(path) if p["spun"].strip()][:2000]
 

@@ -93,7 +93,7 @@ def _spun_pos(pos: int, edits: list[dict[str, Any]]) -> int:
 
 
 def make_sets(args: argparse.Namespace, data: Path) -> dict[str, Path]:
-    from restorer.pairs import load_sentences, write_pairs
+    from restorer.data import load_sentences, write_pairs
 
     corpus = Path(args.corpus)
     train_s = load_sentences(corpus / "train.jsonl", 3)
@@ -146,9 +146,9 @@ def _budget(info: Path) -> dict[str, float]:
 
 
 def score(model: Path, sets: dict[str, Path], threads: int) -> dict[str, Any]:
-    from restorer.evaluation import evaluate_pairs
-    from restorer.inference import Restorer
-    from restorer.pairs import read_pairs
+    from restorer.data import read_pairs
+    from restorer.eval.evaluation import evaluate_pairs
+    from restorer.infer import Restorer
 
     r = Restorer.from_pretrained(model, device="cpu", threads=threads, backend="torch", judge="none")  # one backend for all
     out = {}

@@ -2,7 +2,7 @@
 
 The model decodes every spun sentence and every clean original once; the guard is then
 re-applied with each setting, so a sweep costs one decode. The defaults of
-``restorer.guard.GuardConfig`` are chosen from this table on the valid set (docs/guard.md).
+``restorer.infer.guard.GuardConfig`` are chosen from this table on the valid set (docs/guard.md).
 
     python benchmarks/guard_tradeoff.py --model runs/default/best --pairs runs/default/valid_pairs.jsonl
 """
@@ -14,10 +14,10 @@ import json
 import time
 from dataclasses import replace
 
-from restorer.evaluation import score_decodes
-from restorer.guard import GuardConfig
-from restorer.inference import Restorer
-from restorer.pairs import read_pairs
+from restorer.data import read_pairs
+from restorer.eval.evaluation import score_decodes
+from restorer.infer import Restorer
+from restorer.infer.guard import GuardConfig
 
 
 def main() -> None:

@@ -20,8 +20,8 @@ import time
 from dataclasses import replace
 
 from restorer import Restorer
-from restorer.metrics.core import clean_changed_score, compute_metrics
-from restorer.pairs import read_pairs
+from restorer.data import read_pairs
+from restorer.eval.evaluation import evaluate
 
 
 def main() -> None:
@@ -41,8 +41,8 @@ def main() -> None:
     t0 = time.perf_counter()
     judge = a.judge
     if json.loads(a.scorer):
+        from restorer.infer import default_model_dir
         from restorer.infer.pipeline import JudgeSpec, read_judge_spec
-        from restorer.inference import default_model_dir
 
         spec = read_judge_spec(a.model or default_model_dir()) if judge == "auto" else JudgeSpec(lm=judge)
         if spec is None:
@@ -74,8 +74,7 @@ def main() -> None:
         t0 = time.perf_counter()
         clean = r.restore_sentences(orig)
         t_clean = time.perf_counter() - t0
-    m = compute_metrics(spun, outs, orig)
-    m["clean_changed"] = clean_changed_score(clean, orig)
+    m = evaluate(lambda _texts: [*outs, *clean], spun, orig).metrics  # restored above, timed apart
     m["clean_identical"] = sum(x == y for x, y in zip(clean, orig, strict=True)) / max(1, len(orig))
     res = {
         "pairs": a.pairs, "n": len(pairs), "judge": a.judge, "proposers": a.proposers, "set": a.set,

@@ -39,7 +39,7 @@ def valid_loss(model_dir: Path, pairs_path: Path, batch_size: int = 32) -> float
     import torch
     from transformers import AutoTokenizer, T5ForConditionalGeneration
 
-    from restorer.pairs import collate, read_pairs
+    from restorer.data import collate, read_pairs
 
     tok = AutoTokenizer.from_pretrained(str(model_dir))
     model = T5ForConditionalGeneration.from_pretrained(str(model_dir)).eval()

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from restorer.common import __version__
 
 __all__ = ["Restorer", "__version__"]
 
 if TYPE_CHECKING:
-    from restorer.inference import Restorer
+    from restorer.infer.restorer import Restorer
 
 
 def __getattr__(name: str) -> Any:
     # lazy: `import restorer` stays cheap (no torch) for the spinner and the corpus tools
     if name == "Restorer":
-        from restorer.inference import Restorer
+        from restorer.infer.restorer import Restorer
 
         return Restorer
     raise AttributeError(f"module 'restorer' has no attribute {name!r}")

@@ -18,8 +18,8 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     long and unsure, so the guard rejects them, and ``--no-guard`` shows them."""
     import torch
 
-    from restorer.config import load_config
-    from restorer.training import train
+    from restorer.train.config import load_config
+    from restorer.train.loop import train
 
     root = tmp_path_factory.mktemp("tiny_model")
     corpus = make_corpus(root / "corpus", n_train=200, n_valid=16)

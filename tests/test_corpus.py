@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from restorer.cli.data import add_build_arguments, run_build
 from restorer.corpus import (
     CleanConfig,
     FetchError,
-    add_build_arguments,
     assign_split,
     build_corpus,
     clean_sentences,
@@ -27,7 +27,6 @@ from restorer.corpus import (
     normalize_sentence,
     parse_sources,
     reject_reason,
-    run_build,
 )
 from restorer.corpus.build import Record
 from restorer.corpus.fetch import Package, ensure_package

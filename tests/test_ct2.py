@@ -10,8 +10,8 @@ pytest.importorskip("ctranslate2")
 
 
 def test_export_reload_restore(tiny_model: Path, tmp_path: Path) -> None:
-    from restorer.ct2 import ExportError, export_ctranslate2
-    from restorer.inference import Restorer
+    from restorer.infer import Restorer
+    from restorer.infer.ct2 import ExportError, export_ctranslate2
 
     out = tmp_path / "ct2"
     info = export_ctranslate2(tiny_model, out, "int8")
@@ -39,7 +39,7 @@ def test_a_transformers_directory_is_converted_once_and_cached(
     tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from restorer import ct2
-    from restorer.inference import Restorer
+    from restorer.infer import Restorer
 
     monkeypatch.setenv("RESTORER_CACHE", str(tmp_path / "cache"))
     r = Restorer.from_pretrained(tiny_model, device="cpu", threads=1, backend="ctranslate2")
@@ -55,8 +55,8 @@ def test_a_transformers_directory_is_converted_once_and_cached(
 
 
 def test_ct2_greedy_matches_torch_greedy_in_float32(tiny_model: Path, tmp_path: Path) -> None:
-    from restorer.ct2 import export_ctranslate2
-    from restorer.inference import Restorer
+    from restorer.infer import Restorer
+    from restorer.infer.ct2 import export_ctranslate2
 
     export_ctranslate2(tiny_model, tmp_path / "f32", "float32")
     texts = ["The firm stated final week.", "Many people found a big change in the city."]
@@ -101,8 +101,8 @@ def test_cli_export_and_restore_with_the_backend(tiny_model: Path, tmp_path: Pat
 def test_auto_uses_a_bundled_export_only_while_it_matches_the_weights(tiny_model: Path, tmp_path: Path) -> None:
     import shutil
 
-    from restorer.ct2 import SUBDIR, bundled_export, export_ctranslate2
-    from restorer.inference import Restorer
+    from restorer.infer import Restorer
+    from restorer.infer.ct2 import SUBDIR, bundled_export, export_ctranslate2
 
     model = tmp_path / "model"
     shutil.copytree(tiny_model, model)

@@ -7,24 +7,25 @@ from pathlib import Path
 
 import pytest
 
-from restorer.decoding import _draft, greedy_decode, speculative_decode
+from restorer.infer.decoders import greedy_decode, speculative_decode
+from restorer.infer.drafting import draft
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_draft_copies_the_source_after_the_last_token() -> None:
     src = [10, 11, 12, 13, 14, 1]
-    assert _draft(src, [], 0, 3) == ([10, 11, 12], 0)
-    assert _draft(src, [10, 11], 0, 3) == ([12, 13, 14], 2)
+    assert draft(src, [], 0, 3) == ([10, 11, 12], 0)
+    assert draft(src, [10, 11], 0, 3) == ([12, 13, 14], 2)
     # a rewritten token the source does not have: no draft
-    assert _draft(src, [10, 99], 1, 3) == ([], 1)
+    assert draft(src, [10, 99], 1, 3) == ([], 1)
     # the longer matching context wins: a repeating output continues its repetition
-    assert _draft([5, 6, 7, 1], [5, 8, 9, 8, 9, 8], 1, 2)[0] == [9, 8]
-    assert _draft(src, [10, 11], 0, 0) == ([], 0)
+    assert draft([5, 6, 7, 1], [5, 8, 9, 8, 9, 8], 1, 2)[0] == [9, 8]
+    assert draft(src, [10, 11], 0, 0) == ([], 0)
 
 
 def _sentences(tiny_model: Path) -> list[str]:
-    from restorer.pairs import make_pairs
+    from restorer.data import make_pairs
     from restorer.spin.spinner import Spinner
 
     corpus = tiny_model.parent.parent / "corpus" / "train.jsonl"
@@ -50,7 +51,7 @@ def test_speculative_equals_greedy_on_the_tiny_model(tiny_model: Path, batch_siz
 
 
 def test_speculative_equals_greedy_on_the_shipped_model() -> None:
-    from restorer.inference import Restorer, default_model_dir
+    from restorer.infer import Restorer, default_model_dir
 
     if not (default_model_dir() / "config.json").exists():
         pytest.skip("no shipped model")
@@ -67,7 +68,7 @@ def test_speculative_equals_greedy_on_the_shipped_model() -> None:
 
 def _prefix_spans(tok: object, ids: list[int], text: str) -> list[tuple[int, int]]:
     """The spans by prefix decodes alone (the slow reference of token_char_spans)."""
-    import restorer.decoding as d
+    import restorer.infer.decoded as d
 
     original = d._piece_ends
     d._piece_ends = lambda *a: None  # type: ignore[assignment]
@@ -80,7 +81,7 @@ def _prefix_spans(tok: object, ids: list[int], text: str) -> list[tuple[int, int
 def test_token_spans_from_pieces_equal_the_prefix_decodes(tiny_model: Path) -> None:
     from transformers import AutoTokenizer
 
-    from restorer.decoding import _piece_ends, token_char_spans
+    from restorer.infer.decoded import _piece_ends, token_char_spans
 
     tok = AutoTokenizer.from_pretrained(str(tiny_model))
     texts = [*_sentences(tiny_model), "  two  spaces", "Ünïcödé ß ½ and ☃ snow", "x"]

@@ -15,11 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from restorer.decoding import Decoded
-from restorer.guard import GuardConfig
+from restorer.infer import Restorer
+from restorer.infer.decoded import Decoded
+from restorer.infer.guard import GuardConfig
 from restorer.infer.judge import Judge, JudgeConfig
 from restorer.infer.pipeline import JudgeSpec, JudgeTier
-from restorer.inference import Restorer
 
 SPUN = [
     "The firm stated final week that youngsters had been glad.",

@@ -16,11 +16,11 @@ import pytest
 from test_training import make_corpus
 
 from restorer.cli import main as cli_main
-from restorer.finetune.data import MixStream, Source, clean_draw, held_out_size, pairs_draw
-from restorer.finetune.mining import _Support, mine_style, split_span, tokens
 from restorer.spin.lexicon import default_lexicon
 from restorer.spin.spinner import Spinner
 from restorer.spin.styles import load_style
+from restorer.train.finetune.data import MixStream, Source, clean_draw, held_out_size, pairs_draw
+from restorer.train.finetune.mining import _Support, mine_style, split_span, tokens
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -157,8 +157,8 @@ def test_mix_stream_is_deterministic_and_weighted() -> None:
 
 
 def test_packaged_defaults_are_configs_finetune_yaml() -> None:
-    from restorer.config import load_config
-    from restorer.finetune import finetune_config
+    from restorer.train.config import load_config
+    from restorer.train.finetune import finetune_config
 
     cfg = finetune_config(None)
     assert cfg == load_config(ROOT / "configs" / "finetune.yaml")
@@ -173,7 +173,7 @@ def test_finetune_from_pairs(
 ) -> None:
     from transformers import AutoTokenizer, T5ForConditionalGeneration
 
-    from restorer.inference import Restorer
+    from restorer.infer import Restorer
 
     texts = [json.loads(x)["text"] for x in (corpus / "train.jsonl").read_text().splitlines()][:60]
     pairs = write_jsonl(tmp_path / "pairs.jsonl", spin_pairs(known_spinner(tmp_path), texts))
@@ -267,7 +267,7 @@ def test_finetune_on_short_phrases_without_a_corpus(
 
 
 def test_interrupt_with_sigterm_then_resume(tiny_model: Path, corpus: Path, tmp_path: Path) -> None:
-    from restorer.finetune import finetune_config, run_finetune
+    from restorer.train.finetune import finetune_config, run_finetune
 
     texts = [json.loads(x)["text"] for x in (corpus / "train.jsonl").read_text().splitlines()][:40]
     pairs = write_jsonl(tmp_path / "pairs.jsonl", spin_pairs(known_spinner(tmp_path), texts))

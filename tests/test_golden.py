@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from restorer.inference import Restorer, default_model_dir
+from restorer.infer import Restorer, default_model_dir
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "default.jsonl"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from restorer.decoding import Decoded
-from restorer.guard import GuardConfig, align, apply_edits, guard_sentence, spin_score
+from restorer.infer.decoded import Decoded
+from restorer.infer.guard import GuardConfig, align, apply_edits, guard_sentence, spin_score
 from restorer.text import document_spans, splice, split_long
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from restorer.guard import GuardConfig
+from restorer.infer.guard import GuardConfig
 from restorer.infer.judge import Judge, JudgeConfig, apply
 from restorer.infer.proposals import Candidate, ProposalConfig, Proposer
 
@@ -359,7 +359,7 @@ def test_unknown_judge_name_is_a_clear_cli_error(tiny_model: Path, tmp_path: Pat
 
 
 def test_loose_proposers_never_touch_names_or_delete_freely() -> None:
-    from restorer.decoding import Decoded
+    from restorer.infer.decoded import Decoded
     from restorer.infer.pipeline import JudgeSpec, JudgeTier
 
     tier = JudgeTier(None, JudgeSpec(proposers=["tables", "seq2seq"]))

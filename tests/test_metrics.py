@@ -1,4 +1,4 @@
-"""Tests of restorer.metrics: hand-computed cases, properties, and the offline evaluate route."""
+"""Tests of restorer.eval's metrics: hand-computed cases, properties, and the offline evaluate route."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ import sacrebleu
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from restorer.metrics import (
+from restorer.eval import (
     METRIC_NAMES,
-    Edit,
+    WordEdit,
     bleu_score,
     chrf_score,
     clean_changed_score,
@@ -114,7 +114,7 @@ def _naive_distance(a: Sequence[str], b: Sequence[str]) -> int:
     return prev[-1]
 
 
-def _apply(tokens: Sequence[str], edits: Sequence[Edit]) -> list[str]:
+def _apply(tokens: Sequence[str], edits: Sequence[WordEdit]) -> list[str]:
     out: list[str] = []
     pos = 0
     for start, end, repl in sorted(edits):
@@ -321,8 +321,8 @@ _CHILD = textwrap.dedent(
     socket.getaddrinfo = _deny
 
     import evaluate
-    from restorer.metrics import load_metric, metric_path
-    from restorer.metrics.repaired import Repaired
+    from restorer.eval import load_metric, metric_path
+    from restorer.eval.repaired import Repaired
 
     data = json.load(sys.stdin)
     out = {"offline": evaluate.config.HF_EVALUATE_OFFLINE}

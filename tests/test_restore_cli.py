@@ -29,10 +29,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from restorer.decoding import Decoded
-from restorer.guard import Edit
-from restorer.inference import Explanation, Restorer, model_dtype, resolve_device
-from restorer.restore_io import (
+from restorer.batch import (
     FileOutput,
     InputError,
     LineResult,
@@ -42,6 +39,10 @@ from restorer.restore_io import (
     rich_diff,
     run_restore,
 )
+from restorer.infer import Explanation, Restorer
+from restorer.infer.decoded import Decoded
+from restorer.infer.guard import Edit
+from restorer.model.device import model_dtype, resolve_device
 from restorer.text import document_spans, splice
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -21,21 +21,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from restorer.inference import Explanation
-from restorer.restore_io import (
+from restorer.batch import (
     InputError,
+    InputSource,
     Job,
     Piece,
     RestoreOptions,
-    Source,
     SourceInfo,
     plan_pieces,
     run_restore,
 )
-from restorer.scaleout import LaunchError, World
+from restorer.batch.world import LaunchError, World
+from restorer.infer import Explanation
 
 if TYPE_CHECKING:
-    from restorer.inference import Restorer
+    from restorer.infer import Restorer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -100,7 +100,7 @@ def test_pieces_share_out_every_chunk_once_in_order(
     jobs: list[list[int]], chunk_lines: int, processes: int
 ) -> None:
     job_list = [
-        Job([Source(f"{j}/{k}") for k in range(len(lines))], Path(f"out{j}")) for j, lines in enumerate(jobs)
+        Job([InputSource(f"{j}/{k}") for k in range(len(lines))], Path(f"out{j}")) for j, lines in enumerate(jobs)
     ]
     infos = {}
     for job, lines in zip(job_list, jobs, strict=True):

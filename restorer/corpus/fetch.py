@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from restorer.common import cache_root
+
 __all__ = ["FetchError", "Package", "default_cache_dir", "ensure_package"]
 
 FETCH_TIMEOUT_S = 900
@@ -30,9 +32,8 @@ class FetchError(RuntimeError):
 
 
 def default_cache_dir() -> Path:
-    """``$RESTORER_CACHE`` if set, else ``~/.cache/restorer``."""
-    env = os.environ.get("RESTORER_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "restorer"
+    """``$RESTORER_CACHE`` if set, else ``~/.cache/restorer`` (:func:`restorer.common.cache_root`)."""
+    return cache_root().expanduser()
 
 
 @dataclass(frozen=True)

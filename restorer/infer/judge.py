@@ -26,8 +26,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from restorer.common import settings_from_dict
 from restorer.infer.proposals import Candidate
-from restorer.settings import settings_from_dict
 
 _OPENERS = " \t\n\"'“‘«([-—–*•"  # what may stand before a sentence's first word
 

@@ -23,8 +23,9 @@ from typing import Any
 
 import torch
 
-from restorer.decoding import Decoded
-from restorer.guard import (
+from restorer.common import settings_from_dict
+from restorer.infer.decoded import Decoded
+from restorer.infer.guard import (
     Edit,
     GuardConfig,
     Guarded,
@@ -37,7 +38,6 @@ from restorer.guard import (
 from restorer.infer.judge import Judge, JudgeConfig, Verdict, apply
 from restorer.infer.lm import LMScorer, LMScorerConfig, resolve_dtype
 from restorer.infer.proposals import WORD_RE, Candidate, ProposalConfig, Proposer
-from restorer.settings import settings_from_dict
 
 RESTORER_JSON = "restorer.json"
 PROPOSERS = ("tables", "thesaurus", "seq2seq")
@@ -111,8 +111,8 @@ class JudgeTier:
     def load(cls, spec: JudgeSpec, device: str = "cpu", seq2seq_dir: str | Path | None = None) -> JudgeTier:
         """The tier ``spec`` names, its LM on ``device``; with ``seq2seq_dir`` (a transformers
         seq2seq model directory) and the ``seq2seq`` proposer, that model's prior as well."""
-        from restorer.inference import resolve_device
         from restorer.model.base_lm import head_weight_fp32, lm_dir, load_lm
+        from restorer.model.device import resolve_device
 
         cfg = settings_from_dict(LMScorerConfig, spec.scorer, "judge scorer")
         device = resolve_device(device)

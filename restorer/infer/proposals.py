@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from restorer.common import WORD_RE
 from restorer.spin.lexicon import POS_TAGS, Lexicon, default_lexicon, match_case
 
-WORD_RE = re.compile(r"\w+(?:['’]\w+)*|[^\w\s]")
 _DIGIT_RE = re.compile(r"\d")
 SOURCES = ("table", "thesaurus", "style", "seq2seq")
 
@@ -142,7 +142,7 @@ INDEX_VERSION = 2  # bump when the inversion changes
 
 def _index_cache_file(tables: bool, thesaurus: bool, top_k: int, per_slot: int) -> Path:
     """Where the inverted shipped tables are kept: keyed by the tables' bytes and the settings."""
-    from restorer.ct2 import cache_root
+    from restorer.common import cache_root
     from restorer.spin.lexicon import data_path
 
     h = hashlib.sha256(f"{INDEX_VERSION}:{tables}:{thesaurus}:{top_k}:{per_slot}".encode())

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from restorer.ct2 import cache_root
+from restorer.common import cache_root
 
 __all__ = [
     "DEFAULT_LM",
@@ -397,7 +397,7 @@ def _write_manifest(
     import torch
     import transformers
 
-    from restorer import __version__
+    from restorer.common import __version__
 
     files = {}
     for p in sorted(out.rglob("*")):
@@ -737,7 +737,7 @@ def load_lm(path_or_name: str | Path, device: str = "cpu", dtype: Any = None) ->
     path = lm_dir(path_or_name)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from restorer.inference import resolve_device
+    from restorer.model.device import resolve_device
 
     device = resolve_device(device)
     torch_dtype = _dtype(dtype, device)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from restorer.serving.config import ServeConfig
+from restorer.serving.settings import ServeConfig
 
 __all__ = ["Batcher", "ServeConfig", "create_app"]
 

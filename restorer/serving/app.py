@@ -27,11 +27,10 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from restorer import __version__
+from restorer.common import __version__
 from restorer.serving.batcher import Batcher, QueueTimeout, RestorerLike, Unavailable
-from restorer.serving.config import ServeConfig, flag_name
 from restorer.serving.logs import RequestLogMiddleware, configure_logging, request_info
-from restorer.serving.metrics import CONTENT_TYPE, Metrics
+from restorer.serving.monitoring import CONTENT_TYPE, Metrics
 from restorer.serving.schemas import (
     INPUT_NAME,
     MODEL_NAME,
@@ -48,6 +47,7 @@ from restorer.serving.schemas import (
     RestoreResponse,
     ServerMetadata,
 )
+from restorer.serving.settings import ServeConfig, flag_name
 
 log = logging.getLogger("restorer.serve")
 
@@ -157,7 +157,7 @@ def default_loader(config: ServeConfig) -> Loader:
             from restorer.serving.model_process import ModelProcess
 
             return ModelProcess(config)
-        from restorer.inference import Restorer
+        from restorer.infer import Restorer
 
         return Restorer.from_pretrained(
             config.model, device=config.device, batch_size=config.decode_batch_size,

@@ -27,7 +27,7 @@ log = logging.getLogger("restorer.serve")
 
 
 class RestorerLike(Protocol):
-    """What the batcher needs of a model (``restorer.inference.Restorer`` has it)."""
+    """What the batcher needs of a model (``restorer.infer.Restorer`` has it)."""
 
     def restore_documents(self, texts: Sequence[str]) -> list[str]: ...
 
@@ -35,7 +35,7 @@ class RestorerLike(Protocol):
 
 
 class BatchObserver(Protocol):
-    """Receives the batcher's measurements (``restorer.serving.metrics.Metrics`` is one)."""
+    """Receives the batcher's measurements (``restorer.serving.monitoring.Metrics`` is one)."""
 
     def batch_done(self, n_texts: int, seconds: float, failed: bool) -> None: ...
 

@@ -17,7 +17,7 @@ from typing import Any
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from restorer.serving.metrics import Metrics
+from restorer.serving.monitoring import Metrics
 
 log = logging.getLogger("restorer.serve")
 

@@ -28,7 +28,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from restorer.serving.batcher import Unavailable
-from restorer.serving.config import ServeConfig
+from restorer.serving.settings import ServeConfig
 
 log = logging.getLogger("restorer.serve")
 
@@ -44,7 +44,7 @@ class ModelError(RuntimeError):
 def _child(conn: Connection, config: ServeConfig) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        from restorer.inference import Restorer
+        from restorer.infer import Restorer
 
         restorer = Restorer.from_pretrained(
             config.model, device=config.device, batch_size=config.decode_batch_size,

@@ -9,8 +9,8 @@ import tempfile
 from pathlib import Path
 from types import FrameType
 
-from restorer.serving.config import ServeConfig
-from restorer.serving.metrics import MULTIPROC_ENV
+from restorer.serving.monitoring import MULTIPROC_ENV
+from restorer.serving.settings import ServeConfig
 
 
 def run(config: ServeConfig) -> int:

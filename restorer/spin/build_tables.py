@@ -61,6 +61,10 @@ _OK_SYN = re.compile(r"^[a-z]+(?:[- ][a-z]+){0,2}$")
 _OK_HEAD = re.compile(r"^[a-z]+(?:-[a-z]+)?$")
 
 
+class TablesError(RuntimeError):
+    """A source of the tables that cannot be read or fetched: one line for the user."""
+
+
 @dataclass
 class TableSettings:
     head_min_zipf: float = 2.8  # only spin words a writer would actually use
@@ -77,9 +81,9 @@ def _run(cmd: list[str], cwd: Path) -> None:
     try:
         subprocess.run(cmd, cwd=cwd, check=True, stdout=subprocess.DEVNULL)
     except FileNotFoundError as exc:  # npm or pip missing
-        raise SystemExit(f"error: {cmd[0]!r} is needed to fetch {cmd[-1]} ({exc})") from exc
+        raise TablesError(f"{cmd[0]!r} is needed to fetch {cmd[-1]} ({exc})") from exc
     except subprocess.CalledProcessError as exc:
-        raise SystemExit(f"error: `{' '.join(cmd)}` failed with exit code {exc.returncode}") from exc
+        raise TablesError(f"`{' '.join(cmd)}` failed with exit code {exc.returncode}") from exc
 
 
 def fetch_wordnet(cache: Path) -> Path:
@@ -392,7 +396,7 @@ def proper_words(corpus: Path, min_count: int = 3, min_share: float = 0.6) -> li
     return sorted(w for w, c in caps.items() if c >= min_count and c / total[w] >= min_share)
 
 
-def main(
+def rebuild_tables(
     out_dir: Path,
     cache: Path,
     mythes: Path = MYTHES_PATH,
@@ -402,9 +406,7 @@ def main(
     cache.mkdir(parents=True, exist_ok=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     if not mythes.exists():
-        raise SystemExit(
-            f"error: MyThes not found at {mythes}; install it with `apt-get install mythes-en-us`"
-        )
+        raise TablesError(f"MyThes not found at {mythes}; install it with `apt-get install mythes-en-us`")
     wn = read_wordnet(fetch_wordnet(cache))
     my = read_mythes(mythes)
     mb = read_moby(fetch_moby(cache))

@@ -81,7 +81,9 @@ _CONSONANT_SOUND_EXCEPTIONS = ("uni", "use", "usu", "uti", "one", "once", "eu", 
 
 
 @dataclass
-class Edit:
+class SpinEdit:
+    """One substitution the spinner made, with its span in the original and in the spun text."""
+
     start: int  # span in the original text
     end: int
     original: str
@@ -106,7 +108,7 @@ class Edit:
 class SpinResult:
     original: str
     text: str
-    edits: list[Edit] = field(default_factory=list)
+    edits: list[SpinEdit] = field(default_factory=list)
     style: str = ""
 
     def to_pair(self) -> dict[str, Any]:
@@ -227,7 +229,7 @@ class Spinner:
     def _spin(self, text: str, plan: _Plan, rng: random.Random) -> SpinResult:
         toks = _tokenize(text)
         n = len(toks)
-        edits: list[Edit] = []
+        edits: list[SpinEdit] = []
         rates = plan.rates
         sentence_start = True
         i = 0
@@ -266,7 +268,7 @@ class Spinner:
         return self._apply(text, edits)
 
     def _try_phrase(self, text: str, toks: list[tuple[str, int]], i: int, low: str, plan: _Plan,
-                    rng: random.Random, edits: list[Edit]) -> int:  # fmt: skip
+                    rng: random.Random, edits: list[SpinEdit]) -> int:  # fmt: skip
         for lex in self.lexicons:
             rules = lex.phrases.get(low)
             if not rules:
@@ -297,12 +299,12 @@ class Spinner:
                 repl = _same_apostrophes(src, match_case(src, alt))
                 if repl != src:
                     self._maybe_fix_article(toks, i, repl, plan, rng, edits)
-                    edits.append(Edit(start, end, src, repl, rule.kind))
+                    edits.append(SpinEdit(start, end, src, repl, rule.kind))
                 return j
         return 0
 
     def _try_literal(self, tok: str, start: int, low: str, plan: _Plan, rng: random.Random,
-                     edits: list[Edit], toks: list[tuple[str, int]], i: int) -> bool:  # fmt: skip
+                     edits: list[SpinEdit], toks: list[tuple[str, int]], i: int) -> bool:  # fmt: skip
         for lex in self.lexicons:
             for kind, table in lex.literal.items():
                 alts = table.get(low)
@@ -316,12 +318,12 @@ class Spinner:
                 if repl == tok:
                     return False
                 self._maybe_fix_article(toks, i, repl, plan, rng, edits)
-                edits.append(Edit(start, start + len(tok), tok, repl, kind))
+                edits.append(SpinEdit(start, start + len(tok), tok, repl, kind))
                 return True
         return False
 
     def _try_synonym(self, tok: str, start: int, low: str, plan: _Plan, rng: random.Random,
-                     edits: list[Edit], toks: list[tuple[str, int]], i: int) -> bool:  # fmt: skip
+                     edits: list[SpinEdit], toks: list[tuple[str, int]], i: int) -> bool:  # fmt: skip
         if "'" in low or "’" in low:
             if low.endswith(_POSSESSIVE):  # the company's -> the firm's: the edit spans the noun only
                 tok, low = tok[:-2], low[:-2]
@@ -354,7 +356,7 @@ class Spinner:
                 if form and form != low:
                     repl = match_case(tok, form)
                     self._maybe_fix_article(toks, i, repl, plan, rng, edits)
-                    edits.append(Edit(start, start + len(tok), tok, repl, "synonym"))
+                    edits.append(SpinEdit(start, start + len(tok), tok, repl, "synonym"))
                     return True
             return False
         return False
@@ -431,7 +433,7 @@ class Spinner:
         return alts[0] if u < 0.5 else alts[1 + int((u - 0.5) * 2 * (len(alts) - 1))]
 
     def _maybe_fix_article(self, toks: list[tuple[str, int]], i: int, repl: str, plan: _Plan,
-                           rng: random.Random, edits: list[Edit]) -> None:  # fmt: skip
+                           rng: random.Random, edits: list[SpinEdit]) -> None:  # fmt: skip
         if i < 2 or toks[i - 1][0] != " ":
             return
         art, astart = toks[i - 2]
@@ -443,10 +445,10 @@ class Spinner:
         want = "an" if needs_an(repl) else "a"
         if want == low or rng.random() >= plan.rates["fix_articles"]:
             return
-        edits.append(Edit(astart, astart + len(art), art, match_case(art, want), "article"))
+        edits.append(SpinEdit(astart, astart + len(art), art, match_case(art, want), "article"))
 
     @staticmethod
-    def _apply(text: str, edits: list[Edit]) -> SpinResult:
+    def _apply(text: str, edits: list[SpinEdit]) -> SpinResult:
         if not edits:
             return SpinResult(text, text, [])
         edits.sort(key=lambda e: e.start)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from restorer.inference import Restorer
+from restorer.infer import Restorer
 
 HERE = Path(__file__).resolve().parent
 CLEAN_LINES = HERE.parent.parent / "examples" / "clean_tricky_lines.txt"
@@ -36,8 +36,8 @@ def main() -> None:
         for row, o, w in zip(rows, outputs, raw, strict=True):
             row[prefix + "output"], row[prefix + "raw"] = o, w
     # the default path: the seq2seq tier's proposals and the tables', judged by the base LM
+    from restorer.infer import default_model_dir
     from restorer.infer.pipeline import read_judge_spec
-    from restorer.inference import default_model_dir
 
     spec = read_judge_spec(default_model_dir())
     spec.scorer = {**spec.scorer, "dtype": "fp32"}  # as the test loads it: the same on every CPU

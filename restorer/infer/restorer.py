@@ -1,0 +1,337 @@
+"""``Restorer``: load a model directory and restore sentences or whole documents.
+
+The seq2seq model runs on a backend (torch with a :data:`~restorer.infer.decoders.DECODERS`
+decoder, or CTranslate2); the judge tier (:mod:`restorer.infer.pipeline`), when there is one,
+chooses among proposed edits, and the guard (:mod:`restorer.infer.guard`) comes last.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, overload
+
+from restorer.infer.decoded import Decoded
+from restorer.infer.decoders import DECODERS
+from restorer.infer.guard import Edit, GuardConfig, Guarded, spin_score
+from restorer.model.device import model_dtype, resolve_device
+from restorer.text import document_spans, splice, split_long
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """No usable model directory."""
+
+
+def default_model_dir() -> Path:
+    return Path(str(resources.files("restorer").joinpath("checkpoints", "default")))
+
+
+@dataclass
+class Explanation:
+    """What ``Restorer.explain`` found in one document."""
+
+    text: str  # the restored document
+    edits: list[Edit] = field(default_factory=list)  # applied edits, spans in the input document
+    rejected: list[Edit] = field(default_factory=list)  # edits the guard kept as they were
+    spin_score: float = 0.0  # share of the document's words that were restored
+    sentences: list[dict[str, Any]] = field(default_factory=list)  # start, end, spin_score
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "edits": [e.to_dict() for e in self.edits],
+            "rejected": [e.to_dict() for e in self.rejected],
+            "spin_score": self.spin_score,
+            "sentences": self.sentences,
+        }
+
+
+def _encodable(s: str) -> bool:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: nothing the model can read
+        return False
+    return True
+
+
+class Restorer:
+    """Restores spun text with a seq2seq model.
+
+    >>> r = Restorer.from_pretrained()                 # the shipped default model
+    >>> r.restore("The firm stated final week that youngsters were glad.")
+
+    With the guard on (the default) only the edits that look like undoing a spinner are
+    applied to the input; ``guard=False`` returns the model's greedy decode of each sentence.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        device: str = "cpu",
+        batch_size: int = 32,
+        max_new_tokens: int = 128,
+        guard: GuardConfig | bool | dict[str, Any] = True,
+        max_input_tokens: int = 96,
+        decoder: str = "speculative",
+        judge: Any = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        if decoder not in DECODERS:
+            raise ValueError(f"unknown decoder {decoder!r}; use {' or '.join(DECODERS)}")
+        self.decoder = decoder
+        self.translator: Any = None  # set for the CTranslate2 backend
+        self.model = model
+        self.tokenizer = tokenizer
+        self.device = device
+        self.batch_size = batch_size
+        self.max_new_tokens = max_new_tokens
+        self.max_input_tokens = max_input_tokens
+        self.guard = self._guard_config(guard)
+        self.judge = judge  # a restorer.infer.pipeline.JudgeTier, or None: the seq2seq model alone
+
+    @staticmethod
+    def _guard_config(guard: GuardConfig | bool | dict[str, Any]) -> GuardConfig:
+        if isinstance(guard, GuardConfig):
+            return guard
+        if isinstance(guard, dict):
+            return GuardConfig.from_dict(guard)
+        return GuardConfig(enabled=bool(guard))
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str | Path | None = None,
+        device: str = "auto",
+        batch_size: int = 32,
+        threads: int | None = None,
+        guard: GuardConfig | bool | dict[str, Any] = True,
+        decoder: str | None = None,
+        backend: str = "auto",
+        judge: Any = "auto",
+    ) -> Restorer:
+        """Load a model directory (default: the shipped model).
+
+        ``backend`` is ``torch``, ``ctranslate2`` or ``auto``. ``auto`` runs a CTranslate2
+        export on CTranslate2; a transformers directory that holds its own int8 export
+        (``DIR/ctranslate2``, as the shipped model does) on CTranslate2 when the device is the
+        CPU (same measured quality, several times faster, less memory) and no ``decoder`` is
+        asked for; anything else on torch. ``ctranslate2`` also converts a transformers
+        directory without an export to int8 once and reuses it from the cache
+        (``$RESTORER_CACHE/ctranslate2``, default ``~/.cache/restorer``).
+
+        ``decoder`` (torch backend): ``speculative`` (copy-speculative, the default) or ``greedy``
+        (plain ``generate``); both give the same outputs.
+
+        ``judge``: ``auto`` uses the judge the model directory names in ``restorer.json`` (the
+        shipped model names SmolLM2-135M: proposals from the inverted spinner tables and the
+        seq2seq model, chosen by the LM); ``none`` restores with the seq2seq model alone; a
+        known LM name (``restorer models list``) or a directory of a causal LM uses that LM
+        with the default judge settings; a ``restorer.infer.pipeline.JudgeSpec`` is used as
+        it is. The LM is fetched and cached on first use."""
+        from transformers import AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        from restorer.infer.ct2 import available as ct2_available
+        from restorer.infer.ct2 import bundled_export, is_ctranslate2_dir
+
+        hf_logging.disable_progress_bar()
+        model_dir = Path(path) if path is not None else default_model_dir()
+        if not (model_dir / "config.json").exists():
+            hint = (
+                ""
+                if path is not None
+                else " (this install ships no default model yet; pass a model directory)"
+            )
+            raise ModelNotFoundError(f"no model at {model_dir}{hint}")
+        if backend not in ("auto", "torch", "ctranslate2"):
+            raise ValueError(f"unknown backend {backend!r}; use auto, torch or ctranslate2")
+        is_ct2 = is_ctranslate2_dir(model_dir)
+        dev = resolve_device(device)
+        tier = _load_judge(model_dir, judge, dev, threads)
+        if backend == "auto":
+            backend = "ctranslate2" if is_ct2 else "torch"
+            if not is_ct2 and dev == "cpu" and decoder is None and ct2_available():
+                bundled = bundled_export(model_dir)  # hashes the weights: only when it could be used
+                if bundled is not None:
+                    backend, model_dir, is_ct2 = "ctranslate2", bundled, True
+        if backend == "torch" and is_ct2:
+            raise ValueError(f"{model_dir} is a CTranslate2 export; it cannot run on the torch backend")
+        if backend == "ctranslate2" and not is_ct2:  # convert once (int8), then reuse the cached export
+            from restorer.infer.ct2 import cached_export
+
+            model_dir = bundled_export(model_dir) or cached_export(model_dir)
+        tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+        if backend == "ctranslate2":
+            from restorer.infer.ct2 import load_translator
+
+            translator = load_translator(model_dir, dev, threads)
+            r = cls(None, tokenizer, dev, batch_size, guard=guard, decoder="greedy", judge=tier)
+            r.translator = translator
+            return r
+        import torch
+        from transformers import T5ForConditionalGeneration
+
+        if dev == "cpu" and threads:
+            torch.set_num_threads(threads)
+        model = T5ForConditionalGeneration.from_pretrained(str(model_dir), dtype=model_dtype(dev))
+        model.to(dev).eval()
+        return cls(model, tokenizer, dev, batch_size, guard=guard, decoder=decoder or "speculative", judge=tier)
+
+    # ------------------------------------------------------------------ sentences
+    def _too_long(self, s: str) -> bool:
+        return len(self.tokenizer(s, add_special_tokens=True)["input_ids"]) > self.max_input_tokens
+
+    def decode(self, sentences: Sequence[str]) -> list[Decoded]:
+        """The model's greedy decode of each stripped sentence, with token probabilities.
+
+        Sentences longer than the model's limit are cut at safe points, decoded piece by piece
+        and joined back with their own spacing. Empty sentences and text the tokenizer cannot
+        read (lone surrogates) come back unchanged with full confidence.
+        """
+        readable = [s for s in sentences if s.strip() and _encodable(s)]
+        # one batched tokenization finds the long ones; only those are cut (and re-measured)
+        lengths = iter(len(x) for x in self.tokenizer(readable)["input_ids"]) if readable else iter(())
+        pieces: list[str] = []
+        plan: list[list[tuple[int, int]] | None] = []
+        for s in sentences:
+            if not s.strip() or not _encodable(s):
+                plan.append(None)
+                continue
+            spans = split_long(s, self._too_long) if next(lengths) > self.max_input_tokens else [(0, len(s))]
+            plan.append(spans)
+            pieces.extend(s[a:b] for a, b in spans)
+        decoded = iter(self._decode_pieces(pieces))
+        out: list[Decoded] = []
+        for s, spans in zip(sentences, plan, strict=True):
+            if spans is None:
+                out.append(Decoded(s))
+                continue
+            parts = [next(decoded) for _ in spans]
+            if len(parts) == 1:
+                out.append(parts[0])
+                continue
+            text, ids, probs, tspans = "", [], [], []
+            for k, ((a, _b), d) in enumerate(zip(spans, parts, strict=True)):
+                if k:
+                    text += s[spans[k - 1][1] : a]  # the gap between the pieces, as it was
+                off = len(text)
+                text += d.text
+                ids += d.token_ids
+                probs += d.token_probs
+                tspans += [(x + off, y + off) for x, y in d.token_spans]
+            out.append(Decoded(text, ids, probs, tspans))
+        return out
+
+    def _decode_pieces(self, pieces: list[str]) -> list[Decoded]:
+        if self.translator is not None:
+            from restorer.infer.ct2 import ct2_decode
+
+            return ct2_decode(self.translator, self.tokenizer, pieces, self.batch_size, self.max_new_tokens)
+        options: dict[str, Any] = {}
+        if self.decoder == "speculative" and self.device == "cpu":
+            import torch
+
+            # one batch per core at a time, each on one thread (benchmarks/bench_inference.py)
+            options["workers"] = torch.get_num_threads()
+        return DECODERS[self.decoder](self.model, self.tokenizer, pieces, self.batch_size, self.max_new_tokens, **options)
+
+    @property
+    def backend(self) -> str:
+        return "ctranslate2" if self.translator is not None else "torch"
+
+    def explain_sentences(self, sentences: Sequence[str]) -> list[Guarded]:
+        """Decode and guard stripped sentences: the text to output plus every edit."""
+        from restorer.infer.guard import guard_sentence
+
+        if self.judge is not None:
+            decodes = self.decode(sentences) if self.judge.use_seq2seq else None
+            return self.judge.explain(sentences, decodes, self.guard)
+        return [guard_sentence(s, d, self.guard) for s, d in zip(sentences, self.decode(sentences), strict=True)]
+
+    def restore_sentences(self, sentences: Sequence[str]) -> list[str]:
+        """Restore stripped sentences; empty ones come back empty."""
+        if not self.guard.enabled and self.judge is None:
+            return [d.text.strip() if s.strip() else s for s, d in zip(sentences, self.decode(sentences), strict=True)]
+        return [g.text for g in self.explain_sentences(sentences)]
+
+    # ------------------------------------------------------------------ documents
+    def explain_documents(self, texts: Sequence[str]) -> list[Explanation]:
+        """Restore documents sentence by sentence (batched across all of them), keeping every
+        byte between the sentences, and report the edits with spans in each document."""
+        spans = [document_spans(t) for t in texts]
+        flat = [t[a:b] for t, sp in zip(texts, spans, strict=True) for a, b in sp]
+        guarded = iter(self.explain_sentences(flat))
+        out: list[Explanation] = []
+        for t, sp in zip(texts, spans, strict=True):
+            gs = [next(guarded) for _ in sp]
+            edits = [e.shifted(a) for (a, _b), g in zip(sp, gs, strict=True) for e in g.edits]
+            out.append(
+                Explanation(
+                    text=splice(t, sp, [g.text for g in gs]),
+                    edits=[e for e in edits if e.accepted or (not self.guard.enabled and self.judge is None)],
+                    rejected=[e for e in edits if not e.accepted and (self.guard.enabled or self.judge is not None)],
+                    spin_score=spin_score(gs),
+                    sentences=[
+                        {"start": a, "end": b, "spin_score": g.spin_score} for (a, b), g in zip(sp, gs, strict=True)
+                    ],
+                )
+            )
+        return out
+
+    def restore_documents(self, texts: Sequence[str]) -> list[str]:
+        return [e.text for e in self.explain_documents(texts)]
+
+    @overload
+    def restore(self, text: str) -> str: ...
+    @overload
+    def restore(self, text: list[str]) -> list[str]: ...
+    def restore(self, text: str | list[str]) -> str | list[str]:
+        """A document in, a document out; or a list in, a list of the same length out."""
+        if isinstance(text, str):
+            return self.restore_documents([text])[0]
+        return self.restore_documents(_check_list(text))
+
+    @overload
+    def explain(self, text: str) -> Explanation: ...
+    @overload
+    def explain(self, text: list[str]) -> list[Explanation]: ...
+    def explain(self, text: str | list[str]) -> Explanation | list[Explanation]:
+        """Edits (character spans in the input, original, replacement, confidence) and spin
+        scores per sentence and for the whole document."""
+        if isinstance(text, str):
+            return self.explain_documents([text])[0]
+        return self.explain_documents(_check_list(text))
+
+
+def _load_judge(model_dir: Path, judge: Any, device: str, threads: int | None) -> Any:
+    """The judge tier ``judge`` asks for (see ``Restorer.from_pretrained``), or None."""
+    if judge is None or judge == "none":
+        return None
+    from restorer.infer.pipeline import JudgeSpec, JudgeSpecError, JudgeTier, read_judge_spec
+
+    try:
+        if isinstance(judge, JudgeSpec):
+            spec = judge
+        elif judge == "auto":
+            spec = read_judge_spec(model_dir)
+            if spec is None:
+                return None
+        else:
+            spec = JudgeSpec(lm=judge)
+    except JudgeSpecError as exc:
+        raise ValueError(str(exc)) from None
+    if device == "cpu" and threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    return JudgeTier.load(spec, device, seq2seq_dir=model_dir)
+
+
+def _check_list(text: Any) -> list[str]:
+    if not isinstance(text, list | tuple) or not all(isinstance(t, str) for t in text):
+        raise TypeError("expected a str or a list of str")
+    return list(text)
