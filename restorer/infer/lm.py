@@ -172,7 +172,7 @@ class LMScorer:
         ids = self.tok(list(texts), add_special_tokens=False)["input_ids"]
         return [[self.start_id, *x] for x in ids]
 
-    def _head_lp(self, hidden: torch.Tensor, targets: torch.Tensor, rows: int = 256) -> torch.Tensor:
+    def _head_lp(self, hidden: torch.Tensor, targets: torch.Tensor, rows: int = 64) -> torch.Tensor:
         """log p(target) for each row of final hidden states, ``rows`` at a time: the logits of
         a whole batch (thousands of rows x the vocabulary) would be gigabytes."""
         out = []

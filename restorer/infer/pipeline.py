@@ -95,7 +95,12 @@ def read_judge_spec(model_dir: str | Path) -> JudgeSpec | None:
 class JudgeTier:
     """Proposals from the inverted tables (and the seq2seq model's edits), chosen by an LM."""
 
-    def __init__(self, scorer: LMScorer, spec: JudgeSpec, chunk: int = 32, prior: Any = None) -> None:
+    # sentences judged together: the LM's keys and values of every sentence of a chunk are held
+    # until the chunk is done; 16 rather than 32 took 150 MB off the peak (fp32, 96 sentences:
+    # 1,419 against 1,567 MB) with the same outputs
+    CHUNK = 16
+
+    def __init__(self, scorer: LMScorer, spec: JudgeSpec, chunk: int = CHUNK, prior: Any = None) -> None:
         self.spec = spec
         self.scorer = scorer
         pcfg = settings_from_dict(ProposalConfig, {"tables": "tables" in spec.proposers,
