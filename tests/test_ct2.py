@@ -38,7 +38,7 @@ def test_export_reload_restore(tiny_model: Path, tmp_path: Path) -> None:
 def test_a_transformers_directory_is_converted_once_and_cached(
     tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from restorer import ct2
+    import restorer.infer.ct2 as ct2
     from restorer.infer import Restorer
 
     monkeypatch.setenv("RESTORER_CACHE", str(tmp_path / "cache"))
