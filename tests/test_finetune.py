@@ -180,8 +180,8 @@ def test_finetune_from_pairs(
     out = tmp_path / "ft"
     assert cli_main(tiny_args(tiny_model, out, corpus, "--pairs", str(pairs))) == 0
     printed = capsys.readouterr().out
-    assert "| new style (held out), 6 pairs | off | repaired |" in printed
-    assert "| base style (valid sample), 8 pairs | on | clean_changed |" in printed
+    assert "| new style (held out), 6 pairs | seq2seq, guard off | repaired |" in printed
+    assert "| base style (valid sample), 8 pairs | seq2seq, guard on | clean_changed |" in printed
 
     model = T5ForConditionalGeneration.from_pretrained(str(out))
     assert model.config.vocab_size >= len(AutoTokenizer.from_pretrained(str(out)))
@@ -201,10 +201,42 @@ def test_finetune_from_pairs(
     assert set(info["before"]) == set(info["after"]) == {"new", "base"}
     assert info["training"]["steps"] == 6
     card = (out / "README.md").read_text(encoding="utf-8")
-    assert str(tiny_model) in card and "| set | guard | metric | before | after | change |" in card
+    assert str(tiny_model) in card and "| set | path | metric | before | after | change |" in card
     assert "Style mining:" in card and "Replay of the base mix: `mixed`" in card
-    assert load_style(out / "mined_style.yaml").dictionary_only
+    assert load_style(out / "style.yaml").dictionary_only
+    assert (out / "evidence.tsv").exists() and set(info["seconds"]) == {"data", "evaluate_before", "train", "evaluate_after"}
     assert (out / "finetune_data" / "valid_pairs.jsonl").exists()
+
+
+def test_no_train_writes_a_dictionary_style_package(
+    tiny_model: Path, tiny_lm: Path, corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--no-train: the package is the mined dictionary (and its evidence), scored with the base's
+    judge before and after; no weights; ``restore --style`` uses it; a base without judge is refused."""
+    import shutil
+
+    from restorer.infer import Restorer
+
+    base = tmp_path / "base"
+    shutil.copytree(tiny_model, base)
+    (base / "restorer.json").write_text(json.dumps({"judge": {"lm": str(tiny_lm), "proposers": ["tables"]}}))
+    texts = [json.loads(x)["text"] for x in (corpus / "train.jsonl").read_text().splitlines()][:60]
+    pairs = write_jsonl(tmp_path / "pairs.jsonl", spin_pairs(known_spinner(tmp_path), texts))
+    out = tmp_path / "style"
+    assert cli_main(tiny_args(base, out, corpus, "--pairs", str(pairs), "--no-train")) == 0
+    printed = capsys.readouterr().out
+    assert "| new style (held out), 6 pairs | judge (the default path) | repaired |" in printed
+    assert {p.name for p in out.iterdir()} >= {"style.yaml", "dictionary.tsv", "evidence.tsv", "README.md"}
+    assert not (out / "model.safetensors").exists() and not (out / "training").exists()
+    info = json.loads((out / "finetune_info.json").read_text())
+    assert info["training"] is None and set(info["after"]["new"]) == {"default"}
+    assert set(info["seconds"]) == {"data", "evaluate_before", "evaluate_after"}
+    assert "dictionary only" in (out / "README.md").read_text()
+    assert "firm\tcompany" in (out / "evidence.tsv").read_text()
+    r = Restorer.from_pretrained(base, device="cpu", backend="torch", styles=[out])
+    assert r.judge is not None and len(r.judge.proposer.evidence) > 0
+    assert cli_main(tiny_args(tiny_model, tmp_path / "x", corpus, "--pairs", str(pairs), "--no-train")) == 2
+    assert "names none" in capsys.readouterr().err
 
 
 def test_finetune_from_dictionary_via_train_py(tiny_model: Path, corpus: Path, tmp_path: Path) -> None:
@@ -221,7 +253,7 @@ def test_finetune_from_dictionary_via_train_py(tiny_model: Path, corpus: Path, t
     info = json.loads((out / "finetune_info.json").read_text())
     assert info["data"]["mode"] == "dictionary" and info["data"]["valid_pairs"] > 0
     assert info["data"]["corpus"] == str(corpus)  # the base corpus, spun with the dictionary's style
-    style = load_style(out / "dictionary_style.yaml")
+    style = load_style(out / "style.yaml")
     assert style.dictionary_only and Path(style.dictionaries[0]).read_text().startswith("company|")
     assert (out / "model.safetensors").exists() and "dictionary" in (out / "README.md").read_text()
 

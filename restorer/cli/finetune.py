@@ -39,6 +39,10 @@ def _finetune_settings(cfg: RunConfig, args: argparse.Namespace) -> RunConfig:
         cfg = replace(cfg, train=replace(cfg.train, max_minutes=args.max_minutes))
     if args.no_mine:
         cfg = replace(cfg, finetune=replace(cfg.finetune, mine=False))
+    if args.no_train:
+        if args.no_mine:
+            raise CLIError("--no-train keeps the mined dictionary alone: it cannot go with --no-mine")
+        cfg = replace(cfg, finetune=replace(cfg.finetune, train=False))
     return cfg
 
 
@@ -65,13 +69,20 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 def add_finetune(sub: Any) -> None:
     """The parser of ``restorer finetune``."""
     ft = sub.add_parser(
-        "finetune", help="fine-tune a model on a new spinner style (pairs, a dictionary or a style)",
-        description="Fine-tune a trained model on a new spinner style, with replay of the base mix so "
-        "it keeps the old ones. Give one of --pairs, --dictionary or --style. See docs/finetuning.md.",
+        "finetune", help="make a style package for a new spinner style (pairs, a dictionary or a style), "
+        "and fine-tune a proposer for it",
+        description="Make a style package for a new spinner style in --output: its dictionary (style.yaml, "
+        "dictionary.tsv; mined from --pairs or imported), which the judge uses at once, and (unless "
+        "--no-train) a copy of the seq2seq model fine-tuned on the style with replay of the base mix. The "
+        "base model is never changed; use the package with `restorer restore --style OUTPUT`. Give one of "
+        "--pairs, --dictionary or --style. See docs/finetuning.md.",
     )  # fmt: skip
     for flag, metavar, _setting, help_text in _FINETUNE_OPTIONS:
         ft.add_argument(flag, default=None, metavar=metavar, help=help_text)
     ft.add_argument("--no-mine", action="store_true", help="with --pairs: train on the pairs alone, no style mining")
+    ft.add_argument("--no-train", action="store_true",
+                    help="write the style package's dictionary (mined or imported) and its card, and train nothing: "
+                    "it helps at once through the judge's proposals (restorer restore --style OUTPUT)")
     ft.add_argument("--max-minutes", type=float, default=None, metavar="M", help="budget of the whole fine-tune (default: 30)")
     ft.add_argument("--config", default=None, metavar="YAML", help="a YAML layered on the fine-tune defaults (configs/finetune.yaml)")
     ft.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="a config override, e.g. train.lr=1e-4")

@@ -43,6 +43,7 @@ def _load_restorer(args: argparse.Namespace, world: World | None = None):  # -> 
         return Restorer.from_pretrained(
             args.model, device=device, batch_size=args.batch_size, threads=threads,
             guard=_guard_config(args), decoder=args.decoder, backend=args.backend, judge=args.judge,
+            styles=args.style,
         )  # fmt: skip
     except (ModelNotFoundError, ValueError, LMFetchError) as exc:
         raise CLIError(str(exc)) from None
@@ -62,6 +63,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         "model": str(Path(args.model).resolve()) if args.model else "default",
         "guard": asdict(_guard_config(args)),
         "judge": args.judge,
+        "styles": [str(Path(x).resolve()) if Path(x).exists() else x for x in args.style],
     }
     options = RestoreOptions(args.format, args.explain, args.resume, args.chunk_lines, settings)
     try:
@@ -121,6 +123,12 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
         help="the LM that judges proposed edits: auto (default: the one the model directory names, "
         "for the shipped model smollm2-135m, fetched and cached on first use), a known LM name "
         "(restorer models list), a directory of a causal LM, or none (the seq2seq model alone, as before)",
+    )  # fmt: skip
+    p.add_argument(
+        "--style", action="append", default=[], metavar="DIR|FILE|NAME",
+        help="add a spinner style: a style package (`restorer finetune` output), a style YAML or a built-in "
+        "style name; repeat to combine styles. Its dictionary proposes next to the base tables, which are "
+        "always kept (docs/finetuning.md)",
     )  # fmt: skip
 
 

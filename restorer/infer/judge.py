@@ -53,6 +53,12 @@ class JudgeConfig:
     prior_min: float = -1.0
     prior_max: float = 5.0
     prior_offset: float = 0.0
+    # a style's evidence (restorer.infer.styles): the log-odds, measured on its example pairs, that
+    # a spun word or phrase stands for the original; an edit's cost falls by style_weight times it,
+    # clipped to [style_min, style_max]
+    style_weight: float = 1.0
+    style_min: float = -2.0
+    style_max: float = 8.0
 
     def cost(self, c: Candidate, sentence: str | None = None) -> float:
         """The nats an edit's gain must beat; ``sentence`` (the one ``c`` is in) adds the
@@ -67,6 +73,8 @@ class JudgeConfig:
             "seq2seq": self.seq2seq_cost,
             "thesaurus": self.thesaurus_cost + self.rank_cost * c.rank,
         }.get(c.source, self.thesaurus_cost)
+        if c.evidence:
+            extra -= self.style_weight * min(self.style_max, max(self.style_min, c.evidence))
         return self.margin + extra - (self.agree_bonus if c.agree else 0.0)
 
     @classmethod

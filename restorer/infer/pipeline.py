@@ -38,6 +38,7 @@ from restorer.infer.guard import (
 from restorer.infer.judge import Judge, JudgeConfig, Verdict, apply
 from restorer.infer.lm import LMScorer, LMScorerConfig, resolve_dtype
 from restorer.infer.proposals import WORD_RE, Candidate, ProposalConfig, Proposer
+from restorer.infer.styles import StylePackage
 
 RESTORER_JSON = "restorer.json"
 PROPOSERS = ("tables", "thesaurus", "seq2seq")
@@ -100,22 +101,28 @@ class JudgeTier:
     # 1,419 against 1,567 MB) with the same outputs
     CHUNK = 16
 
-    def __init__(self, scorer: LMScorer, spec: JudgeSpec, chunk: int = CHUNK, prior: Any = None) -> None:
+    def __init__(self, scorer: LMScorer, spec: JudgeSpec, chunk: int = CHUNK, prior: Any = None,
+                 styles: Sequence[StylePackage] = ()) -> None:  # fmt: skip
         self.spec = spec
         self.scorer = scorer
         pcfg = settings_from_dict(ProposalConfig, {"tables": "tables" in spec.proposers,
                                                    "thesaurus": "thesaurus" in spec.proposers,
                                                    **spec.proposals}, "judge proposals")  # fmt: skip
-        self.proposer = Proposer(pcfg)
+        # a style's dictionary proposes next to the base tables, with the evidence of its example pairs
+        self.styles = list(styles)
+        self.proposer = Proposer(pcfg, [s.lexicon for s in styles if s.lexicon is not None],
+                                 evidence={k: v for s in styles for k, v in s.evidence.items()})  # fmt: skip
         self.use_seq2seq = "seq2seq" in spec.proposers
         # the seq2seq model's prior (restorer.infer.seq2seq_prior) goes with its proposals
         self.judge = Judge(scorer, JudgeConfig.from_dict(spec.judge), prior=prior if self.use_seq2seq else None)
         self.chunk = chunk
 
     @classmethod
-    def load(cls, spec: JudgeSpec, device: str = "cpu", seq2seq_dir: str | Path | None = None) -> JudgeTier:
+    def load(cls, spec: JudgeSpec, device: str = "cpu", seq2seq_dir: str | Path | None = None,
+             styles: Sequence[StylePackage] = ()) -> JudgeTier:  # fmt: skip
         """The tier ``spec`` names, its LM on ``device``; with ``seq2seq_dir`` (a transformers
-        seq2seq model directory) and the ``seq2seq`` proposer, that model's prior as well."""
+        seq2seq model directory) and the ``seq2seq`` proposer, that model's prior as well; with
+        ``styles``, their dictionaries' proposals too."""
         from restorer.model.base_lm import head_weight_fp32, lm_dir, load_lm
         from restorer.model.device import resolve_device
 
@@ -133,7 +140,7 @@ class JudgeTier:
             from restorer.infer.seq2seq_prior import Seq2SeqPrior
 
             prior = Seq2SeqPrior.load(seq2seq_dir, device)
-        return cls(LMScorer(model, tok, cfg, head_weight=head), spec, prior=prior)
+        return cls(LMScorer(model, tok, cfg, head_weight=head), spec, prior=prior, styles=styles)
 
     def candidates(self, sentence: str, decoded: Decoded | None, guard: GuardConfig) -> tuple[list[Candidate], list[Edit]]:
         """The sentence's candidates that may be judged, and those the guard refuses."""

@@ -48,6 +48,7 @@ class Candidate:
     source: str  # table, thesaurus, style or seq2seq
     rank: int = 0  # 0 for a table row; the synonym's rank for the thesaurus
     agree: bool = False  # the seq2seq model proposed the same edit
+    evidence: float = 0.0  # a style's measured log-odds that this spun text stands for this original
 
     def overlaps(self, other: Candidate) -> bool:
         return self.start < other.end and other.start < self.end or (self.start == other.start == self.end)
@@ -88,12 +89,17 @@ class InverseIndex:
         lst.append((original, source, rank))
         self.max_len = max(self.max_len, len(key))
 
-    def update(self, other: InverseIndex) -> None:
+    def update(self, other: InverseIndex, override: bool = False) -> None:
+        """Add ``other``'s entries; where both have an original for a span, ``override`` takes
+        ``other``'s (a style's row, with its evidence, over the base table's)."""
         for key, lst in other.entries.items():
+            mine = self.entries.setdefault(key, [])
             for o, s, r in lst:
-                self.entries.setdefault(key, [])
-                if all(o != x for x, _, _ in self.entries[key]):
-                    self.entries[key].append((o, s, r))
+                k = next((k for k, (x, _, _) in enumerate(mine) if x == o), None)
+                if k is None:
+                    mine.append((o, s, r))
+                elif override:
+                    mine[k] = (o, s, r)
         self.max_len = max(self.max_len, other.max_len)
 
 
@@ -212,8 +218,12 @@ def _save_index(path: Path, inv: InverseIndex) -> InverseIndex:
 class Proposer:
     """Candidate edits for a sentence from the inverted tables (and any styles' dictionaries)."""
 
-    def __init__(self, config: ProposalConfig | None = None, styles: Sequence[Lexicon] = ()) -> None:
+    def __init__(self, config: ProposalConfig | None = None, styles: Sequence[Lexicon] = (),
+                 evidence: dict[tuple[str, str], float] | None = None) -> None:  # fmt: skip
+        """``evidence``: (spun words, original words), lowercased and space-joined -> log-odds
+        measured on a style's example pairs (``restorer.infer.styles``), carried by its candidates."""
         self.cfg = config or ProposalConfig()
+        self.evidence = evidence or {}
         base = _default_index(self.cfg.tables, self.cfg.thesaurus, self.cfg.thesaurus_top_k, self.cfg.max_per_slot)
         if not styles:
             self.index = base  # shared, read-only: copying its 74k entries cost seconds at start-up
@@ -221,7 +231,7 @@ class Proposer:
         self.index = InverseIndex()
         self.index.update(base)
         for lex in styles:
-            self.index.update(invert_tables(lex, "style"))
+            self.index.update(invert_tables(lex, "style"), override=True)
 
     def propose(self, sentence: str) -> list[Candidate]:
         toks = [(m.group(), m.start(), m.end()) for m in WORD_RE.finditer(sentence)]
@@ -245,5 +255,6 @@ class Proposer:
                         continue
                     repl = match_case(span, orig)
                     if repl != span:
-                        out.append(Candidate(a, b, span, repl, src, rank))
+                        ev = self.evidence.get((" ".join(low[i : i + n]), orig.lower()), 0.0) if src == "style" else 0.0
+                        out.append(Candidate(a, b, span, repl, src, rank, evidence=ev))
         return out

@@ -16,6 +16,7 @@ from typing import Any, overload
 from restorer.infer.decoded import Decoded
 from restorer.infer.decoders import DECODERS
 from restorer.infer.guard import Edit, GuardConfig, Guarded, spin_score
+from restorer.infer.styles import load_style_packages
 from restorer.model.device import model_dtype, resolve_device
 from restorer.text import document_spans, splice, split_long
 
@@ -112,6 +113,7 @@ class Restorer:
         decoder: str | None = None,
         backend: str = "auto",
         judge: Any = "auto",
+        styles: Sequence[str | Path] = (),
     ) -> Restorer:
         """Load a model directory (default: the shipped model).
 
@@ -131,7 +133,13 @@ class Restorer:
         seq2seq model, chosen by the LM); ``none`` restores with the seq2seq model alone; a
         known LM name (``restorer models list``) or a directory of a causal LM uses that LM
         with the default judge settings; a ``restorer.infer.pipeline.JudgeSpec`` is used as
-        it is. The LM is fetched and cached on first use."""
+        it is. The LM is fetched and cached on first use.
+
+        ``styles``: style packages (``restorer finetune`` output directories), style YAML files
+        or built-in style names, combined (:mod:`restorer.infer.styles`). Their dictionaries
+        propose to the judge next to the base tables; a style that carries its own fine-tuned
+        seq2seq model replaces the base seq2seq model as proposer and prior (and decoder, with
+        ``judge="none"``). The base model is never changed."""
         from transformers import AutoTokenizer
         from transformers.utils import logging as hf_logging
 
@@ -149,9 +157,19 @@ class Restorer:
             raise ModelNotFoundError(f"no model at {model_dir}{hint}")
         if backend not in ("auto", "torch", "ctranslate2"):
             raise ValueError(f"unknown backend {backend!r}; use auto, torch or ctranslate2")
-        is_ct2 = is_ctranslate2_dir(model_dir)
+        packages = load_style_packages(styles) if styles else []
         dev = resolve_device(device)
-        tier = _load_judge(model_dir, judge, dev, threads)
+        own = next((s.model_dir for s in packages if s.model_dir is not None), None)
+        seq2seq_dir = own or model_dir
+        tier = _load_judge(model_dir, judge, dev, threads, seq2seq_dir=seq2seq_dir, styles=packages)
+        if any(s.lexicon is not None for s in packages) and tier is None and own is None:
+            raise ValueError(
+                "a style's dictionary is used by the judge, and this restorer has none "
+                f"({'--judge none' if judge in (None, 'none') else 'the model names no judge'}): "
+                "drop --judge none, or use a style that carries its own seq2seq model"
+            )
+        model_dir = seq2seq_dir  # the seq2seq model that decodes: a style's own, or the base's
+        is_ct2 = is_ctranslate2_dir(model_dir)
         if backend == "auto":
             backend = "ctranslate2" if is_ct2 else "torch"
             if not is_ct2 and dev == "cpu" and decoder is None and ct2_available():
@@ -307,7 +325,8 @@ class Restorer:
         return self.explain_documents(_check_list(text))
 
 
-def _load_judge(model_dir: Path, judge: Any, device: str, threads: int | None) -> Any:
+def _load_judge(model_dir: Path, judge: Any, device: str, threads: int | None,
+                seq2seq_dir: Path | None = None, styles: Sequence[Any] = ()) -> Any:  # fmt: skip
     """The judge tier ``judge`` asks for (see ``Restorer.from_pretrained``), or None."""
     if judge is None or judge == "none":
         return None
@@ -328,7 +347,7 @@ def _load_judge(model_dir: Path, judge: Any, device: str, threads: int | None) -
         import torch
 
         torch.set_num_threads(threads)
-    return JudgeTier.load(spec, device, seq2seq_dir=model_dir)
+    return JudgeTier.load(spec, device, seq2seq_dir=seq2seq_dir or model_dir, styles=styles)
 
 
 def _check_list(text: Any) -> list[str]:

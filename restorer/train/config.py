@@ -84,6 +84,7 @@ class FinetuneConfig:
     valid: str = ""  # held-out pairs of the new style; "" = split off the pairs (or the corpus)
     base_corpus: str = "corpus"  # a `restorer data build` folder: replay and the base valid set
     mine: bool = True  # mine a style from the pairs and spin the corpus with it
+    train: bool = True  # false: the style package is its dictionary alone (no training, seconds)
     min_count: int = 1  # mined substitutions seen fewer times are left out of the style
     max_phrase_words: int = 4  # longest mined phrase, on either side
     replay_share: float = 0.3  # share of replay: replay_style on the base corpus, with clean pairs

@@ -10,7 +10,7 @@ from restorer.train.modelcard import front_matter
 
 METRICS = ("repaired", "exact", "clean_changed")
 SETS = {"new": "new style (held out)", "base": "base style (valid sample)"}
-GUARDS = {"no_guard": "off", "guard": "on"}
+GUARDS = {"no_guard": "seq2seq, guard off", "guard": "seq2seq, guard on", "default": "judge (the default path)"}
 
 
 def _f(v: Any) -> str:
@@ -20,11 +20,13 @@ def _f(v: Any) -> str:
 def metrics_table(before: dict[str, Any] | None, after: dict[str, Any] | None, sizes: dict[str, int]) -> str:
     """A Markdown table of the before/after metrics on both sets, guard off and on."""
     before, after = before or {}, after or {}
-    rows = ["| set | guard | metric | before | after | change |", "|---|---|---|---|---|---|"]
+    rows = ["| set | path | metric | before | after | change |", "|---|---|---|---|---|---|"]
     for key, label in SETS.items():
         if key not in before and key not in after:
             continue
         for guard, on in GUARDS.items():
+            if guard not in before.get(key, {}) and guard not in after.get(key, {}):
+                continue
             for m in METRICS:
                 b = before.get(key, {}).get(guard, {}).get(m)
                 a = after.get(key, {}).get(guard, {}).get(m)
@@ -49,7 +51,7 @@ def _data_lines(data: dict[str, Any]) -> list[str]:
             f"- Style mining: {mined['entries']} substitution entries ({mined['alternatives']} alternatives, "
             f"{mined['substitutions']} substitutions seen in {mined['changed_pairs']} changed pairs); measured "
             f"rate {mined['rate']:.2f}, most frequent alternative used {mined['consistency']:.0%} of the time: "
-            "`mined_style.yaml`, `mined_dictionary.tsv`"
+            "`style.yaml`, `dictionary.tsv`"
         )
     if data.get("style"):
         lines.append(f"- Spinner style of the new data: `{Path(data['style']).name}`")
@@ -104,13 +106,17 @@ def write_finetune_card(model_dir: Path, cfg: RunConfig, info: dict[str, Any]) -
         f"- Kept: the best `repaired` (guard off) on the held-out pairs, evaluated every {tc.eval_every} steps: "
         f"step {best.get('step', '?')}" + (" (the base model itself)" if best.get("step") == 0 else ""),
     ]
+    if info.get("seconds"):
+        lines.append(_seconds_line(info))
     if tr.get("interrupted"):
         lines.append("- Interrupted before the end of its budget: `restorer finetune --resume` continues it")
     lines += [
         "",
         "## Metrics before and after",
         "",
-        "`Restorer` with the guard off (the raw greedy decode) and on (the default):",
+        "Before: the base model. After: the base model with this style on (`restorer restore --style "
+        "DIR`). Paths: the seq2seq model alone with the guard off (the raw greedy decode) and on, and "
+        "the judge (the default path, when the base model names one):",
         "",
         metrics_table(info.get("before"), info.get("after"), info.get("sizes", {})),
     ]
@@ -127,3 +133,41 @@ def write_finetune_card(model_dir: Path, cfg: RunConfig, info: dict[str, Any]) -
     if notes:
         lines += ["", "## Notes", *[f"- {n}" for n in notes]]
     (model_dir / "README.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _seconds_line(info: dict[str, Any]) -> str:
+    sec = info.get("seconds") or {}
+    return "- Time of each step: " + ", ".join(f"{k.replace('_', ' ')} {v:.0f} s" for k, v in sec.items())
+
+
+def write_style_card(out: Path, cfg: RunConfig, info: dict[str, Any]) -> None:
+    """``README.md`` of a style package without training (``restorer finetune --no-train``)."""
+    base = info.get("base_model", "?")
+    lines = [
+        *front_matter(["restorer", "spun-text", "spinner-style"]),
+        "",
+        "# restorer style package (dictionary only)",
+        "",
+        f"A spinner style for `{base}`, made by `restorer finetune --no-train`: its dictionary "
+        "(`dictionary.tsv`, imported by `style.yaml`) is inverted into proposals that the base model's "
+        "judge chooses among, next to the base tables, which it never changes. No weights were "
+        "trained. Use it with `restorer restore --style DIR` or `Restorer.from_pretrained(styles=[DIR])`; "
+        "edit the dictionary freely.",
+        "",
+        "## Data",
+        *_data_lines(info.get("data", {})),
+        "",
+        "## Time",
+        _seconds_line(info),
+        f"- {info.get('elapsed_minutes', 0):.1f} minutes in all",
+        "",
+        "## Metrics before and after",
+        "",
+        "Before: the base model. After: the base model with this style on:",
+        "",
+        metrics_table(info.get("before"), info.get("after"), info.get("sizes", {})),
+    ]
+    notes = info.get("notes") or []
+    if notes:
+        lines += ["", "## Notes", *[f"- {n}" for n in notes]]
+    (out / "README.md").write_text("\n".join(lines) + "\n", encoding="utf-8")

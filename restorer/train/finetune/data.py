@@ -26,6 +26,13 @@ from typing import Any
 import yaml
 
 from restorer.data import PairsError, load_sentences, make_pairs, read_pairs
+from restorer.infer.styles import (
+    DICTIONARY_FILE,
+    EVIDENCE_FILE,
+    STYLE_FILE,
+    load_style_package,
+    write_evidence,
+)
 from restorer.spin.spinner import Spinner
 from restorer.train.config import RunConfig
 
@@ -206,7 +213,7 @@ def dictionary_style(cfg: RunConfig, style_dir: Path) -> Path:
     if not src.is_file():
         raise FinetuneError(f"dictionary not found: {src}")
     style_dir.mkdir(parents=True, exist_ok=True)
-    copy = style_dir / f"dictionary{src.suffix or '.txt'}"
+    copy = style_dir / (DICTIONARY_FILE if src.suffix in (".tsv", ".tab") else f"dictionary{src.suffix or '.txt'}")
     if src.resolve() != copy.resolve():
         shutil.copyfile(src, copy)
     style = {
@@ -217,7 +224,7 @@ def dictionary_style(cfg: RunConfig, style_dir: Path) -> Path:
         "rate": fc.dictionary_rate,
         "coverage": 1.0,
     }
-    path = style_dir / "dictionary_style.yaml"
+    path = style_dir / STYLE_FILE
     header = "# Written by `restorer finetune --dictionary`: edit it and fine-tune again.\n"
     path.write_text(header + yaml.safe_dump(style, sort_keys=False), encoding="utf-8")
     return path
@@ -351,19 +358,22 @@ def _new_style(cfg: RunConfig, mode: str, pairs: list[dict[str, str]], style_dir
         return _load_spinner(path, "--dictionary"), path
     if not fc.mine:
         return None, None
-    from restorer.train.finetune.mining import mine_style
+    from restorer.train.finetune.mining import mine_style, style_evidence
 
     mined = mine_style(pairs, fc.max_phrase_words)
     info["mined"] = mined.summary(fc.min_count)
-    path = style_dir / "mined_style.yaml"
-    if resume and (out / "mined_style.yaml").exists():  # the user may have edited it: keep it
-        path = out / "mined_style.yaml"
+    path = style_dir / STYLE_FILE
+    if resume and (out / STYLE_FILE).exists():  # the user may have edited it: keep it
+        path = out / STYLE_FILE
         notes.append(f"resuming with the existing {path}")
     elif not info["mined"]["entries"]:
         notes.append("style mining found no substitutions in the pairs: training on the pairs alone")
         return None, None
     else:
         mined.save(style_dir, fc.min_count, source=Path(fc.pairs).name)
+        lexicon = load_style_package(style_dir).lexicon  # the dictionary as restore reads it
+        if lexicon is not None:
+            write_evidence(style_dir / EVIDENCE_FILE, style_evidence(pairs, lexicon))
     info["style"] = str(path)
     return _load_spinner(path, "mined style"), path
 

@@ -37,6 +37,7 @@ from typing import Any
 import yaml
 
 from restorer.common import WORD_RE
+from restorer.infer.styles import DICTIONARY_FILE, STYLE_FILE
 from restorer.spin.lexicon import STOPWORDS, Lexicon, default_lexicon, match_case
 
 _PHRASE_RE = re.compile(r"[\w']+(?: [\w']+)*")
@@ -141,10 +142,10 @@ class MinedStyle:
         }
 
     def save(self, out_dir: Path, min_count: int = 1, source: str = "") -> tuple[Path, Path]:
-        """Write ``mined_dictionary.tsv`` and ``mined_style.yaml`` (which imports it) into ``out_dir``."""
+        """Write ``dictionary.tsv`` and ``style.yaml`` (which imports it) into ``out_dir``: a style package."""
         out_dir.mkdir(parents=True, exist_ok=True)
-        tsv = out_dir / "mined_dictionary.tsv"
-        yml = out_dir / "mined_style.yaml"
+        tsv = out_dir / DICTIONARY_FILE
+        yml = out_dir / STYLE_FILE
         tsv.write_text(self.to_tsv(min_count, source), encoding="utf-8")
         s = self.summary(min_count)
         header = [
@@ -333,3 +334,35 @@ def mine_style(
                 mined.surfaces.setdefault(key, set()).add(surface)
     _count_opportunities(mined, (p["original"] for p in pairs), max_phrase_words)
     return mined
+
+
+# ----------------------------------------------------------------------------- evidence
+
+
+def style_evidence(pairs: Sequence[dict[str, Any]], lexicon: Lexicon) -> dict[tuple[str, str], tuple[int, int]]:
+    """How often each of the style dictionary's proposals was right on the example pairs.
+
+    The dictionary is inverted as at restore time (``Proposer``, style rows only) and run on the
+    spun side of every pair: a proposal is *seen* wherever its spun text occurs, and *right* when
+    it brings the sentence closer to the pair's original (more words in common, in order). A
+    spinner that always writes "earth" for "soil" and a genuine "earth" that is rare give high
+    log-odds; a spun word that is also a common word of the domain gives low ones.
+    """
+    from restorer.infer.proposals import ProposalConfig, Proposer
+
+    proposer = Proposer(ProposalConfig(tables=False, thesaurus=False), [lexicon])
+    counts: dict[tuple[str, str], list[int]] = {}
+    for p in pairs:
+        spun, orig = p["spun"], p["original"]
+        target = [t[0] for t in tokens(orig)]
+        base = difflib.SequenceMatcher(None, [t[0] for t in tokens(spun)], target, autojunk=False).ratio()
+        for c in proposer.propose(spun):
+            if c.source != "style":
+                continue
+            fixed = spun[: c.start] + c.replacement + spun[c.end :]
+            ratio = difflib.SequenceMatcher(None, [t[0] for t in tokens(fixed)], target, autojunk=False).ratio()
+            key = (" ".join(t[0] for t in tokens(c.original)), c.replacement.lower())
+            n = counts.setdefault(key, [0, 0])
+            n[0] += ratio > base
+            n[1] += 1
+    return {k: (v[0], v[1]) for k, v in counts.items()}

@@ -27,9 +27,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from restorer.data import write_pairs
+from restorer.infer.styles import STYLE_FILE
 from restorer.train.config import RunConfig, load_config, save_config
-from restorer.train.finetune.card import metrics_table, write_finetune_card
+from restorer.train.finetune.card import metrics_table, write_finetune_card, write_style_card
 from restorer.train.finetune.data import FinetuneError, Prepared, check_sources, prepare
 
 PACKAGED_CONFIG = Path(__file__).with_name("finetune.yaml")
@@ -65,27 +68,46 @@ def check_run(cfg: RunConfig, resume: bool) -> tuple[Path, Path]:
             f"{out} already holds a fine-tune run: pass --resume to continue it, or choose another --output"
         )
     check_sources(cfg)
+    if not cfg.finetune.train:
+        from restorer.infer.pipeline import JudgeSpecError, read_judge_spec
+
+        try:
+            named = read_judge_spec(base)
+        except JudgeSpecError as exc:
+            raise FinetuneError(str(exc)) from None
+        if named is None:
+            raise FinetuneError(f"--no-train makes a dictionary for the judge, and {base} names none "
+                                "(restorer.json): train a proposer instead (drop --no-train)")  # fmt: skip
     return base, out
 
 
 # ----------------------------------------------------------------------------- evaluation
 
 
-def evaluate_sets(model_dir: Path, sets: dict[str, list[dict[str, Any]]], cfg: RunConfig) -> dict[str, Any]:
-    """``{set: {"guard": metrics, "no_guard": metrics}}`` of a model directory on each pairs set."""
-    from restorer.eval.evaluation import evaluate_pairs
+def evaluate_sets(model_dir: Path, sets: dict[str, list[dict[str, Any]]], cfg: RunConfig,
+                  styles: list[Path] | None = None, seq2seq: bool = True) -> dict[str, Any]:  # fmt: skip
+    """Metrics of a model directory (with ``styles`` on) on each pairs set: ``{set: {...}}`` with
+    ``default`` (the judge path, when the model names a judge: what ``restorer restore`` runs) and,
+    with ``seq2seq``, ``guard``/``no_guard`` (the seq2seq model alone, guard on and off)."""
+    from restorer.eval.evaluation import evaluate, evaluate_pairs
     from restorer.infer.restorer import Restorer
 
     # torch for the base and the fine-tuned model alike, so before and after compare the weights only
     r = Restorer.from_pretrained(model_dir, device=cfg.train.device, batch_size=cfg.train.eval_batch_size,
-                                 threads=cfg.train.threads or None, backend="torch")  # fmt: skip
+                                 threads=cfg.train.threads or None, backend="torch",
+                                 styles=[str(s) for s in styles or []])  # fmt: skip
     out: dict[str, Any] = {}
     for name, pairs in sets.items():
-        if pairs:
+        if not pairs:
+            continue
+        entry: dict[str, Any] = {}
+        if r.judge is not None:
+            ev = evaluate(r.restore_sentences, [p["spun"] for p in pairs], [p["original"] for p in pairs])
+            entry["default"] = {k: ev.metrics[k] for k in KEPT_METRICS if k in ev.metrics}
+        if seq2seq:
             res = evaluate_pairs(r, pairs, both=True)
-            out[name] = {
-                g: {k: res[g][k] for k in KEPT_METRICS if k in res[g]} for g in ("guard", "no_guard")
-            }
+            entry.update({g: {k: res[g][k] for k in KEPT_METRICS if k in res[g]} for g in ("guard", "no_guard")})
+        out[name] = entry
     return out
 
 
@@ -145,19 +167,27 @@ def run_finetune(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out / "finetune_config.yaml")
     style_dir = out if main else Path(tempfile.mkdtemp(prefix="restorer-finetune-"))
+    t = time.time()
     prepared = prepare(cfg, out, style_dir, resume)
+    seconds = {"data": round(time.time() - t, 1)}
     for note in prepared.notes if main else []:
         print(f"restorer finetune: note: {note}", file=sys.stderr)
+    if main:
+        ensure_style_file(out, prepared.info)
     sets = {"new": prepared.valid_pairs, "base": prepared.base_valid_pairs}
+    trains = cfg.finetune.train
     saved = _read_json(out / "finetune_info.json") if resume else {}
     before, eval_seconds = saved.get("before"), float(saved.get("eval_seconds", 0.0))
     if main:
         _save_data(out, prepared)
         if before is None:
             t = time.time()
-            before = evaluate_sets(base, sets, cfg)
+            before = evaluate_sets(base, sets, cfg, seq2seq=trains)
             eval_seconds = time.time() - t
             _write_json(out / "finetune_info.json", {"before": before, "eval_seconds": eval_seconds})
+        seconds["evaluate_before"] = round(eval_seconds, 1)
+    if not trains:
+        return _dictionary_only(cfg, base, out, prepared, sets, before, seconds, t0) if main else {}
 
     train_cfg = replace(cfg, train=replace(cfg.train, output_dir=str(out / "training"),
                                            max_minutes=loop_minutes(cfg.train.max_minutes, t0, eval_seconds)))  # fmt: skip
@@ -174,7 +204,11 @@ def run_finetune(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
 
     work = out / "training"
     install_model(work / "best" if (work / "best").exists() else work / "final", out)
-    after = None if result["interrupted"] else evaluate_sets(out, sets, cfg)
+    seconds["train"] = round(result["train_seconds"], 1)
+    t = time.time()
+    # the output is a style package that carries its model: the base with the style on, as users run it
+    after = None if result["interrupted"] else evaluate_sets(base, sets, cfg, styles=[out])
+    seconds["evaluate_after"] = round(time.time() - t, 1)
     info = {
         "base_model": str(base),
         "base_info": _base_info(base),
@@ -188,6 +222,7 @@ def run_finetune(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         "training": {
             k: result[k] for k in ("steps", "pairs_seen", "train_seconds", "best", "device", "interrupted")
         },
+        "seconds": seconds,
         "elapsed_minutes": round((time.time() - t0) / 60, 2),
     }
     _write_json(out / "finetune_info.json", info)
@@ -196,6 +231,45 @@ def run_finetune(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
           f"best step {(result['best'] or {}).get('step', '?')})\n")  # fmt: skip
     print(metrics_table(before, after, info["sizes"]))
     return {**result, "finetune": info}
+
+
+def ensure_style_file(out: Path, data: dict[str, Any]) -> None:
+    """Every output is a style package: ``style.yaml`` (the mined or imported style, or one that
+    names the given style) makes ``restorer restore --style OUT`` work."""
+    path = out / STYLE_FILE
+    if path.exists():
+        return
+    given = data.get("style")
+    style = {"description": "the style of `restorer finetune`'s data", "base": str(Path(given).resolve())
+             if given and Path(given).exists() else given or "autoblog"}  # fmt: skip
+    header = "# Written by `restorer finetune`; the style it was given, used with `restorer restore --style`.\n"
+    path.write_text(header + yaml.safe_dump(style, sort_keys=False), encoding="utf-8")
+
+
+def _dictionary_only(cfg: RunConfig, base: Path, out: Path, prepared: Prepared,
+                     sets: dict[str, list[dict[str, Any]]], before: Any, seconds: dict[str, float],
+                     t0: float) -> dict[str, Any]:  # fmt: skip
+    """``--no-train``: the style package is its dictionary; score the base with it on, write the card."""
+    t = time.time()
+    after = evaluate_sets(base, sets, cfg, styles=[out], seq2seq=False)
+    seconds["evaluate_after"] = round(time.time() - t, 1)
+    info = {
+        "base_model": str(base),
+        "base_info": _base_info(base),
+        "data": prepared.info,
+        "notes": prepared.notes,
+        "sizes": {k: len(v) for k, v in sets.items()},
+        "before": before,
+        "after": after,
+        "training": None,
+        "seconds": seconds,
+        "elapsed_minutes": round((time.time() - t0) / 60, 2),
+    }
+    _write_json(out / "finetune_info.json", info)
+    write_style_card(out, cfg, info)
+    print(f"\nstyle package {out} (dictionary only, no training)\n")
+    print(metrics_table(before, after, info["sizes"]))
+    return {"finetune": info}
 
 
 def result_model_config(result: dict[str, Any], cfg: RunConfig) -> Any:
