@@ -9,6 +9,7 @@ and peak RSS.
     python benchmarks/judge_eval.py --pairs runs/test_pairs_mixed.jsonl --judge none       # the T5 alone
     python benchmarks/judge_eval.py --pairs ... --n 200 --proposers tables,thesaurus        # a proposer subset
     python benchmarks/judge_eval.py --pairs ... --judge gemma3-270m                          # another LM
+    python benchmarks/judge_eval.py --pairs ... --style runs/my_style                         # with a style on
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ def main() -> None:
     ap.add_argument("--proposers", default=None, help="comma-separated subset of tables,thesaurus,seq2seq")
     ap.add_argument("--set", default="{}", help="JudgeConfig overrides as JSON")
     ap.add_argument("--scorer", default="{}", help="LMScorerConfig overrides as JSON (e.g. {\"head_fp32\": true})")
+    ap.add_argument("--style", action="append", default=[], help="a style package, style YAML or name (repeatable)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--clean-from", default=None, help="reuse the clean outputs of an earlier --out (same originals)")
     ap.add_argument("--out", default=None, help="also write the outputs here (JSON)")
@@ -48,7 +50,7 @@ def main() -> None:
         if spec is None:
             raise SystemExit("--scorer: the model directory names no judge")
         judge = replace(spec, scorer={**spec.scorer, **json.loads(a.scorer)})
-    r = Restorer.from_pretrained(a.model, judge=judge, threads=a.threads)
+    r = Restorer.from_pretrained(a.model, judge=judge, threads=a.threads, styles=a.style)
     load_s = time.perf_counter() - t0
     if r.judge is not None and a.proposers:
         from restorer.infer.pipeline import JudgeSpec, JudgeTier
@@ -77,7 +79,7 @@ def main() -> None:
     m = evaluate(lambda _texts: [*outs, *clean], spun, orig).metrics  # restored above, timed apart
     m["clean_identical"] = sum(x == y for x, y in zip(clean, orig, strict=True)) / max(1, len(orig))
     res = {
-        "pairs": a.pairs, "n": len(pairs), "judge": a.judge, "proposers": a.proposers, "set": a.set,
+        "pairs": a.pairs, "n": len(pairs), "judge": a.judge, "style": a.style, "proposers": a.proposers, "set": a.set,
         "load_s": round(load_s, 1), "spun_sent_per_s": round(len(pairs) / t_spun, 2), "clean_s": t_clean,
         "clean_sent_per_s": round(len(pairs) / t_clean, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),

@@ -162,6 +162,7 @@ def default_loader(config: ServeConfig) -> Loader:
         return Restorer.from_pretrained(
             config.model, device=config.device, batch_size=config.decode_batch_size,
             threads=config.threads, guard=config.guard_config(), backend=config.backend, judge=config.judge,
+            styles=config.style_list(),
         )  # fmt: skip
 
     return load

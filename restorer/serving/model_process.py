@@ -49,6 +49,7 @@ def _child(conn: Connection, config: ServeConfig) -> None:
         restorer = Restorer.from_pretrained(
             config.model, device=config.device, batch_size=config.decode_batch_size,
             threads=config.threads, guard=config.guard_config(), backend=config.backend, judge=config.judge,
+            styles=config.style_list(),
         )  # fmt: skip
     except Exception as exc:  # the parent reports it as the load error
         conn.send(("failed", f"{type(exc).__name__}: {exc}"))

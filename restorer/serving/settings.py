@@ -34,6 +34,8 @@ class ServeConfig:
     guard: bool = _opt(True, "apply the faithfulness guard (--no-guard: the model's raw output)")
     min_confidence: float | None = _opt(None, "the guard's minimum edit confidence, 0-1 (default: 0.4)")
     judge: str = _opt("auto", "the LM judge: auto (the model's own), a known LM name, an LM directory, or none")
+    styles: str = _opt("", "spinner styles to add, comma-separated: style packages (restorer finetune output), "
+                       "style YAMLs or built-in names")
     model_process: bool = _opt(
         True, "run the model in a child process, restarted if it dies (its requests in flight get 503 with "
         "Retry-After); --no-model-process: in the server process"
@@ -55,6 +57,9 @@ class ServeConfig:
     # logs
     log_level: str = _opt("info", "critical, error, warning, info or debug")
     log_texts: bool = _opt(False, "include the request texts in the request log lines")
+
+    def style_list(self) -> list[str]:
+        return [s.strip() for s in self.styles.split(",") if s.strip()]
 
     # ------------------------------------------------------------------ sources
     @classmethod
