@@ -312,9 +312,9 @@ def test_a_client_waiting_for_100_continue_is_answered_at_once(big_url: str) -> 
 
 
 def test_a_body_past_the_drain_bound_is_answered_and_closed(monkeypatch: pytest.MonkeyPatch) -> None:
-    import restorer.serving.app as app_module
+    from restorer.serving import bodies
 
-    monkeypatch.setattr(app_module, "DRAIN_BYTES", 2 * BIG_LIMIT)
+    monkeypatch.setattr(bodies, "DRAIN_BYTES", 2 * BIG_LIMIT)
     with running(create_app(ServeConfig(max_body_bytes=BIG_LIMIT), loader=FakeRestorer)) as url:
         head = (f"POST {V1} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                 f"Content-Length: {4 * BIG_LIMIT}\r\n\r\n")  # fmt: skip
@@ -329,9 +329,9 @@ def test_a_body_past_the_drain_bound_is_answered_and_closed(monkeypatch: pytest.
 def test_a_body_that_stalls_is_answered_and_closed_when_the_drain_time_is_up(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import restorer.serving.app as app_module
+    from restorer.serving import bodies
 
-    monkeypatch.setattr(app_module, "DRAIN_SECONDS", 0.5)
+    monkeypatch.setattr(bodies, "DRAIN_SECONDS", 0.5)
     with running(create_app(ServeConfig(max_body_bytes=BIG_LIMIT), loader=FakeRestorer)) as url:
         head = (f"POST {V1} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                 f"Content-Length: {2 * BIG_LIMIT}\r\n\r\n")  # fmt: skip
