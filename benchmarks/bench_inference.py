@@ -50,6 +50,7 @@ def run_one(args: argparse.Namespace) -> None:
         from restorer.infer.decoders import greedy_decode, speculative_decode
 
         r = Restorer.from_pretrained(args.model, device="cpu", threads=args.threads, backend="torch", judge="none")
+        model = r.seq2seq.model
         fn = greedy_decode if args.decoder == "generate" else speculative_decode
         workers = args.threads if args.decoder == "speculative" else 1
 
@@ -58,12 +59,12 @@ def run_one(args: argparse.Namespace) -> None:
             work["passes"] += 1
             work["positions"] += int(shape[0] * shape[1])
 
-        r.model.get_decoder().register_forward_pre_hook(count, with_kwargs=True)  # generate's passes
+        model.get_decoder().register_forward_pre_hook(count, with_kwargs=True)  # generate's passes
 
         def decode(xs: list[str]) -> list:
             if fn is speculative_decode:  # runs the decoder's layers itself and counts its own passes
-                return fn(r.model, r.tokenizer, xs, args.batch_size, with_scores=False, stats=work, workers=workers)
-            return fn(r.model, r.tokenizer, xs, args.batch_size, with_scores=False)
+                return fn(model, r.tokenizer, xs, args.batch_size, with_scores=False, stats=work, workers=workers)
+            return fn(model, r.tokenizer, xs, args.batch_size, with_scores=False)
 
     decode(sents[:16])  # warm-up
     work["passes"] = work["positions"] = 0

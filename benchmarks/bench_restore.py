@@ -44,7 +44,7 @@ def main() -> None:
         r.restore(sents[:8])  # warm-up
 
     t0 = time.perf_counter()
-    greedy_restore(torch_r.model, torch_r.tokenizer, sents, args.batch_size)
+    greedy_restore(torch_r.seq2seq.model, torch_r.tokenizer, sents, args.batch_size)
     base = time.perf_counter() - t0
     print(f"{len(sents)} sentences ({words} words), {args.threads} threads, batch {args.batch_size}, guard on")
     print(f"{'plain generate (baseline)':40} {len(sents) / base:7.1f} sentences/s")

@@ -61,8 +61,8 @@ def test_speculative_equals_greedy_on_the_shipped_model() -> None:
     from restorer.text import document_spans
 
     sents = [p["input"] for p in pairs] + [text[a:b] for a, b in document_spans(text)]
-    greedy = greedy_decode(r.model, r.tokenizer, sents, 8)
-    spec = speculative_decode(r.model, r.tokenizer, sents, 8)
+    greedy = greedy_decode(r.seq2seq.model, r.tokenizer, sents, 8)
+    spec = speculative_decode(r.seq2seq.model, r.tokenizer, sents, 8)
     assert [g.text for g in greedy] == [s.text for s in spec]
 
 

@@ -5,7 +5,8 @@ The rooms, in the order the data goes through them:
 * :mod:`.proposals`: candidate edits, cheap and with high recall (the inverted spinner tables
   and styles, the seq2seq model's edits), each tagged with its source;
 * :mod:`.decoded`, :mod:`.drafting`, :mod:`.decoders`, :mod:`.lean`, :mod:`.ct2`: the seq2seq
-  model's decoders (reference greedy, copy-speculative on a lean T5 runtime, CTranslate2);
+  model's decoders (reference greedy, copy-speculative on a lean T5 runtime, CTranslate2) and
+  the two ``Backend`` objects that run them (torch and CTranslate2);
 * :mod:`.lm`, :mod:`.judge`, :mod:`.seq2seq_prior`, :mod:`.pipeline`: the pretrained causal LM
   that scores sentences, and the judge that keeps an edit when the LM gain beats its margin;
 * :mod:`.guard`: the faithfulness guard, last and absolute;

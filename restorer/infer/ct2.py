@@ -186,6 +186,20 @@ def _saved_quantization(path: Path) -> str:
         return ""
 
 
+class CT2Backend:
+    """A CTranslate2 export, decoded greedily by :func:`ct2_decode` (a
+    :class:`restorer.infer.decoders.Backend`)."""
+
+    name = "ctranslate2"
+
+    def __init__(self, translator: Any, tokenizer: Any) -> None:
+        self.translator = translator
+        self.tokenizer = tokenizer
+
+    def decode(self, texts: Sequence[str], batch_size: int, max_new_tokens: int) -> list[Decoded]:
+        return ct2_decode(self.translator, self.tokenizer, texts, batch_size, max_new_tokens)
+
+
 def ct2_decode(
     translator: Any,
     tokenizer: Any,

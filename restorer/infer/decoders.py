@@ -11,6 +11,10 @@ per text in input order. They are
 
 Faster decoders must produce identical texts. :func:`greedy_restore` is the reference decoder
 without the scores: the texts alone (training's evaluation).
+
+``Restorer`` decodes through a :class:`Backend`, a model together with the decoder that runs it:
+:class:`TorchBackend` (a transformers T5 with one of :data:`DECODERS`) or
+:class:`restorer.infer.ct2.CT2Backend`.
 """
 
 from __future__ import annotations
@@ -121,3 +125,39 @@ def greedy_restore(
 
 DECODERS: dict[str, Decoder] = {"speculative": speculative_decode, "greedy": greedy_decode}
 """The torch decoders by name; both give greedy decoding's output, the speculative one in fewer passes."""
+
+
+class Backend(Protocol):
+    """A seq2seq model and the decoder that runs it: what ``Restorer`` decodes sentences with."""
+
+    @property
+    def name(self) -> str:
+        """``torch`` or ``ctranslate2``: ``Restorer.backend``."""
+        ...
+
+    def decode(self, texts: Sequence[str], batch_size: int, max_new_tokens: int) -> list[Decoded]:
+        """Greedy decoding of ``texts`` with token probabilities, one result per text in input order."""
+        ...
+
+
+class TorchBackend:
+    """A transformers T5 on torch, decoded with ``DECODERS[decoder]``."""
+
+    name = "torch"
+
+    def __init__(self, model: Any, tokenizer: Any, decoder: str = "speculative", device: str = "cpu") -> None:
+        if decoder not in DECODERS:
+            raise ValueError(f"unknown decoder {decoder!r}; use {' or '.join(DECODERS)}")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.decoder = decoder
+        self.device = device
+
+    def decode(self, texts: Sequence[str], batch_size: int, max_new_tokens: int) -> list[Decoded]:
+        options: dict[str, Any] = {}
+        if self.decoder == "speculative" and self.device == "cpu":
+            import torch
+
+            # one batch per core at a time, each on one thread (benchmarks/bench_inference.py)
+            options["workers"] = torch.get_num_threads()
+        return DECODERS[self.decoder](self.model, self.tokenizer, texts, batch_size, max_new_tokens, **options)

@@ -1,8 +1,9 @@
 """``Restorer``: load a model directory and restore sentences or whole documents.
 
-The seq2seq model runs on a backend (torch with a :data:`~restorer.infer.decoders.DECODERS`
-decoder, or CTranslate2); the judge tier (:mod:`restorer.infer.pipeline`), when there is one,
-chooses among proposed edits, and the guard (:mod:`restorer.infer.guard`) comes last.
+The seq2seq model runs on a :class:`~restorer.infer.decoders.Backend` (torch with a
+:data:`~restorer.infer.decoders.DECODERS` decoder, or CTranslate2), which ``from_pretrained``
+picks; the judge tier (:mod:`restorer.infer.pipeline`), when there is one, chooses among
+proposed edits, and the guard (:mod:`restorer.infer.guard`) comes last.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any, overload
 
 from restorer.infer.decoded import Decoded
-from restorer.infer.decoders import DECODERS
+from restorer.infer.decoders import Backend, TorchBackend
 from restorer.infer.guard import Edit, GuardConfig, Guarded, spin_score
 from restorer.infer.styles import load_style_packages
 from restorer.model.device import model_dtype, resolve_device
@@ -65,29 +66,25 @@ class Restorer:
 
     With the guard on (the default) only the edits that look like undoing a spinner are
     applied to the input; ``guard=False`` returns the model's greedy decode of each sentence.
+
+    ``seq2seq`` is the :class:`~restorer.infer.decoders.Backend` that decodes sentences;
+    ``tokenizer`` (the model's) measures them to cut the long ones.
     """
 
     def __init__(
         self,
-        model: Any,
+        seq2seq: Backend,
         tokenizer: Any,
-        device: str = "cpu",
         batch_size: int = 32,
         max_new_tokens: int = 128,
         guard: GuardConfig | bool | dict[str, Any] = True,
         max_input_tokens: int = 96,
-        decoder: str = "speculative",
         judge: Any = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
-        if decoder not in DECODERS:
-            raise ValueError(f"unknown decoder {decoder!r}; use {' or '.join(DECODERS)}")
-        self.decoder = decoder
-        self.translator: Any = None  # set for the CTranslate2 backend
-        self.model = model
+        self.seq2seq = seq2seq
         self.tokenizer = tokenizer
-        self.device = device
         self.batch_size = batch_size
         self.max_new_tokens = max_new_tokens
         self.max_input_tokens = max_input_tokens
@@ -183,21 +180,21 @@ class Restorer:
 
             model_dir = bundled_export(model_dir) or cached_export(model_dir)
         tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+        seq2seq: Backend
         if backend == "ctranslate2":
-            from restorer.infer.ct2 import load_translator
+            from restorer.infer.ct2 import CT2Backend, load_translator
 
-            translator = load_translator(model_dir, dev, threads)
-            r = cls(None, tokenizer, dev, batch_size, guard=guard, decoder="greedy", judge=tier)
-            r.translator = translator
-            return r
-        import torch
-        from transformers import T5ForConditionalGeneration
+            seq2seq = CT2Backend(load_translator(model_dir, dev, threads), tokenizer)
+        else:
+            import torch
+            from transformers import T5ForConditionalGeneration
 
-        if dev == "cpu" and threads:
-            torch.set_num_threads(threads)
-        model = T5ForConditionalGeneration.from_pretrained(str(model_dir), dtype=model_dtype(dev))
-        model.to(dev).eval()
-        return cls(model, tokenizer, dev, batch_size, guard=guard, decoder=decoder or "speculative", judge=tier)
+            if dev == "cpu" and threads:
+                torch.set_num_threads(threads)
+            model = T5ForConditionalGeneration.from_pretrained(str(model_dir), dtype=model_dtype(dev))
+            model.to(dev).eval()
+            seq2seq = TorchBackend(model, tokenizer, decoder or "speculative", dev)
+        return cls(seq2seq, tokenizer, batch_size, guard=guard, judge=tier)
 
     # ------------------------------------------------------------------ sentences
     def _too_long(self, s: str) -> bool:
@@ -222,7 +219,7 @@ class Restorer:
             spans = split_long(s, self._too_long) if next(lengths) > self.max_input_tokens else [(0, len(s))]
             plan.append(spans)
             pieces.extend(s[a:b] for a, b in spans)
-        decoded = iter(self._decode_pieces(pieces))
+        decoded = iter(self.seq2seq.decode(pieces, self.batch_size, self.max_new_tokens))
         out: list[Decoded] = []
         for s, spans in zip(sentences, plan, strict=True):
             if spans is None:
@@ -244,22 +241,10 @@ class Restorer:
             out.append(Decoded(text, ids, probs, tspans))
         return out
 
-    def _decode_pieces(self, pieces: list[str]) -> list[Decoded]:
-        if self.translator is not None:
-            from restorer.infer.ct2 import ct2_decode
-
-            return ct2_decode(self.translator, self.tokenizer, pieces, self.batch_size, self.max_new_tokens)
-        options: dict[str, Any] = {}
-        if self.decoder == "speculative" and self.device == "cpu":
-            import torch
-
-            # one batch per core at a time, each on one thread (benchmarks/bench_inference.py)
-            options["workers"] = torch.get_num_threads()
-        return DECODERS[self.decoder](self.model, self.tokenizer, pieces, self.batch_size, self.max_new_tokens, **options)
-
     @property
     def backend(self) -> str:
-        return "ctranslate2" if self.translator is not None else "torch"
+        """The seq2seq backend's name: ``torch`` or ``ctranslate2``."""
+        return self.seq2seq.name
 
     def explain_sentences(self, sentences: Sequence[str]) -> list[Guarded]:
         """Decode and guard stripped sentences: the text to output plus every edit."""
