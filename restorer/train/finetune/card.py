@@ -79,12 +79,15 @@ def write_finetune_card(model_dir: Path, cfg: RunConfig, info: dict[str, Any]) -
     lines = [
         *front_matter(["restorer", "spun-text", "t5", "fine-tuned"]),
         "",
-        "# restorer model, fine-tuned on a new spinner style",
+        "# restorer style package: a dictionary and a fine-tuned proposer",
         "",
-        f"A restorer T5 model fine-tuned from `{base}` with `restorer finetune`, to undo a spinner "
-        "style its base did not know while keeping the old ones. Load it with "
-        "`restorer.Restorer.from_pretrained(path)` or with plain `transformers` "
-        "(`AutoTokenizer`, `T5ForConditionalGeneration`).",
+        f"A spinner style for `{base}`, made with `restorer finetune`: its dictionary (`dictionary.tsv`, "
+        "imported by `style.yaml`) proposes edits to the base model's judge next to the base tables, and "
+        "this directory's T5, fine-tuned from the base with replay of the base mix, is the style's own "
+        "proposer. The base model's files are never changed. Use it with `restorer restore --style DIR` "
+        "(or `Restorer.from_pretrained(styles=[DIR])`); the T5 alone also loads with "
+        "`restorer.Restorer.from_pretrained(DIR)` or plain `transformers` (`AutoTokenizer`, "
+        "`T5ForConditionalGeneration`).",
         "",
         "## Base model",
         f"- `{base}`: {info.get('parameters', 0) / 1e6:.2f}M parameters, d_model {mc.d_model}, d_ff {mc.d_ff}, "
