@@ -27,9 +27,9 @@ from restorer.data import read_pairs
 from restorer.eval.evaluation import evaluate
 from restorer.infer.judge import apply
 from restorer.infer.proposals import ProposalConfig, Proposer
-from restorer.infer.styles import EVIDENCE_FILE, load_style_package, write_evidence
+from restorer.infer.styles import load_style_package
 from restorer.spin.lexicon import default_lexicon
-from restorer.train.finetune.mining import mine_style, style_evidence
+from restorer.train.finetune.mining import mine_style, save_style_package, style_evidence
 
 
 def main() -> None:
@@ -41,12 +41,10 @@ def main() -> None:
     train, test = read_pairs(a.train), read_pairs(a.test)
     t0 = time.perf_counter()
     mined = mine_style(train, lexicon=default_lexicon())
-    mined.save(a.out, source=Path(a.train).name)
-    pkg = load_style_package(a.out)
-    assert pkg.lexicon is not None
-    write_evidence(a.out / EVIDENCE_FILE, style_evidence(train, pkg.lexicon))
+    save_style_package(mined, train, a.out, source=Path(a.train).name)
     mine_s = time.perf_counter() - t0
     pkg = load_style_package(a.out)
+    assert pkg.lexicon is not None
 
     held = style_evidence(test, pkg.lexicon)
     right, seen = sum(r for r, _ in held.values()), sum(s for _, s in held.values())

@@ -20,7 +20,7 @@ from restorer.infer.styles import (
     write_evidence,
 )
 from restorer.spin.lexicon import default_lexicon
-from restorer.train.finetune.mining import mine_style, style_evidence
+from restorer.train.finetune.mining import mine_style, save_style_package
 
 # a spinner of our own: soil -> earth, market -> showcase, growth -> development
 PAIRS = [
@@ -37,10 +37,7 @@ PAIRS = [
 @pytest.fixture()
 def package(tmp_path: Path) -> Path:
     out = tmp_path / "mystyle"
-    mined = mine_style(PAIRS, lexicon=default_lexicon())
-    mined.save(out, source="pairs.jsonl")
-    pkg = load_style_package(out)
-    write_evidence(out / "evidence.tsv", style_evidence(PAIRS, pkg.lexicon))
+    save_style_package(mine_style(PAIRS, lexicon=default_lexicon()), PAIRS, out, source="pairs.jsonl")
     return out
 
 

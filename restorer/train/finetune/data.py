@@ -28,10 +28,7 @@ import yaml
 from restorer.data import PairsError, load_sentences, make_pairs, read_pairs
 from restorer.infer.styles import (
     DICTIONARY_FILE,
-    EVIDENCE_FILE,
     STYLE_FILE,
-    load_style_package,
-    write_evidence,
 )
 from restorer.spin.spinner import Spinner
 from restorer.train.config import RunConfig
@@ -358,7 +355,7 @@ def _new_style(cfg: RunConfig, mode: str, pairs: list[dict[str, str]], style_dir
         return _load_spinner(path, "--dictionary"), path
     if not fc.mine:
         return None, None
-    from restorer.train.finetune.mining import mine_style, style_evidence
+    from restorer.train.finetune.mining import mine_style, save_style_package
 
     mined = mine_style(pairs, fc.max_phrase_words)
     info["mined"] = mined.summary(fc.min_count)
@@ -370,10 +367,7 @@ def _new_style(cfg: RunConfig, mode: str, pairs: list[dict[str, str]], style_dir
         notes.append("style mining found no substitutions in the pairs: training on the pairs alone")
         return None, None
     else:
-        mined.save(style_dir, fc.min_count, source=Path(fc.pairs).name)
-        lexicon = load_style_package(style_dir).lexicon  # the dictionary as restore reads it
-        if lexicon is not None:
-            write_evidence(style_dir / EVIDENCE_FILE, style_evidence(pairs, lexicon))
+        save_style_package(mined, pairs, style_dir, fc.min_count, source=Path(fc.pairs).name)
     info["style"] = str(path)
     return _load_spinner(path, "mined style"), path
 

@@ -37,7 +37,13 @@ from typing import Any
 import yaml
 
 from restorer.common import WORD_RE
-from restorer.infer.styles import DICTIONARY_FILE, STYLE_FILE
+from restorer.infer.styles import (
+    DICTIONARY_FILE,
+    EVIDENCE_FILE,
+    STYLE_FILE,
+    load_style_package,
+    write_evidence,
+)
 from restorer.spin.lexicon import STOPWORDS, Lexicon, default_lexicon, match_case
 
 _PHRASE_RE = re.compile(r"[\w']+(?: [\w']+)*")
@@ -366,3 +372,14 @@ def style_evidence(pairs: Sequence[dict[str, Any]], lexicon: Lexicon) -> dict[tu
             n[0] += ratio > base
             n[1] += 1
     return {k: (v[0], v[1]) for k, v in counts.items()}
+
+
+def save_style_package(mined: MinedStyle, pairs: Sequence[dict[str, Any]], out_dir: Path, min_count: int = 1,
+                       source: str = "") -> Path:  # fmt: skip
+    """Write a mined style as a style package: ``style.yaml``, ``dictionary.tsv`` and the
+    ``evidence.tsv`` of its rows on ``pairs`` (measured on the dictionary as restore reads it)."""
+    yml, _ = mined.save(out_dir, min_count, source)
+    lexicon = load_style_package(out_dir).lexicon
+    if lexicon is not None:
+        write_evidence(out_dir / EVIDENCE_FILE, style_evidence(pairs, lexicon))
+    return yml
