@@ -21,6 +21,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import math
 import os
 import re
 import sys
@@ -48,7 +49,9 @@ class Candidate:
     source: str  # table, thesaurus, style or seq2seq
     rank: int = 0  # 0 for a table row; the synonym's rank for the thesaurus
     agree: bool = False  # the seq2seq model proposed the same edit
-    evidence: float = 0.0  # a style's measured log-odds that this spun text stands for this original
+    # measured evidence that this spun text stands for this original: a style row's log-odds on the
+    # style's example pairs; a base row's log-odds on spinner pairs above those of its source's rows
+    evidence: float = 0.0
 
     def overlaps(self, other: Candidate) -> bool:
         return self.start < other.end and other.start < self.end or (self.start == other.start == self.end)
@@ -63,6 +66,10 @@ class ProposalConfig:
     thesaurus_top_k: int = 24  # w is proposed for s when s is among w's first top_k synonyms
     max_phrase_words: int = 5
     max_per_slot: int = 8  # candidates kept per span (table rows first, then by thesaurus rank)
+    # the base evidence (a model directory's evidence.tsv, measured on spinner pairs of the train
+    # split): a row seen n times, right r of them, counts as r + evidence_prior * p of
+    # n + evidence_prior, where p is the rate of all rows of its source
+    evidence_prior: float = 5.0
 
 
 def _words(text: str) -> tuple[str, ...]:
@@ -215,16 +222,51 @@ def _save_index(path: Path, inv: InverseIndex) -> InverseIndex:
     return inv
 
 
+def relative_evidence(index: InverseIndex, counts: dict[tuple[str, str], tuple[int, int]],
+                      prior: float) -> dict[tuple[str, str], float]:  # fmt: skip
+    """Each counted row's log-odds of being right, shrunk toward the rate ``p`` of all counted rows
+    of its source (``prior`` pseudo-counts), less the log-odds of ``p``: 0 for a row never seen,
+    positive for a row the spinner's pairs bear out more often than its source's rows do
+    ("nationwide" -> "national"), negative for one they rarely do (a common word of the text)."""
+    source = {(" ".join(k), o.lower()): s for k, lst in index.entries.items() for o, s, _ in lst}
+    tot: dict[str, list[int]] = {}
+    for key, (r, n) in counts.items():
+        t = tot.setdefault(source.get(key, ""), [0, 0])
+        t[0], t[1] = t[0] + r, t[1] + n
+    rate = {s: min(max((r + 0.5) / (n + 1.0), 1e-4), 1 - 1e-4) for s, (r, n) in tot.items()}
+    out = {}
+    for key, (r, n) in counts.items():
+        src = source.get(key)
+        if src is None:
+            continue  # a row this index does not have
+        p = rate[src]
+        q = (r + prior * p) / (n + prior)
+        out[key] = math.log(q / (1 - q)) - math.log(p / (1 - p))
+    return out
+
+
 class Proposer:
     """Candidate edits for a sentence from the inverted tables (and any styles' dictionaries)."""
 
     def __init__(self, config: ProposalConfig | None = None, styles: Sequence[Lexicon] = (),
-                 evidence: dict[tuple[str, str], float] | None = None) -> None:  # fmt: skip
+                 evidence: dict[tuple[str, str], float] | None = None,
+                 base_evidence: dict[tuple[str, str], tuple[int, int]] | None = None,
+                 tables: Sequence[Lexicon] = ()) -> None:  # fmt: skip
         """``evidence``: (spun words, original words), lowercased and space-joined -> log-odds
-        measured on a style's example pairs (``restorer.infer.styles``), carried by its candidates."""
+        measured on a style's example pairs (``restorer.infer.styles``), carried by its candidates.
+        ``base_evidence``: the same key -> (right, seen) of the base rows on spinner pairs (a model
+        directory's ``evidence.tsv``), carried by table and thesaurus candidates as their log-odds
+        above those of their source (:func:`relative_evidence`). ``tables``: more rows of the base
+        spinner (a dictionary mined from its pairs), proposed as ``table`` rows."""
         self.cfg = config or ProposalConfig()
-        self.evidence = evidence or {}
         base = _default_index(self.cfg.tables, self.cfg.thesaurus, self.cfg.thesaurus_top_k, self.cfg.max_per_slot)
+        if tables:
+            shipped, base = base, InverseIndex()
+            base.update(shipped)
+            for lex in tables:
+                base.update(invert_tables(lex, "table"), override=True)  # a thesaurus hit the spinner was seen making
+        self.evidence = relative_evidence(base, base_evidence, self.cfg.evidence_prior) if base_evidence else {}
+        self.evidence.update(evidence or {})
         if not styles:
             self.index = base  # shared, read-only: copying its 74k entries cost seconds at start-up
             return
@@ -255,6 +297,6 @@ class Proposer:
                         continue
                     repl = match_case(span, orig)
                     if repl != span:
-                        ev = self.evidence.get((" ".join(low[i : i + n]), orig.lower()), 0.0) if src == "style" else 0.0
+                        ev = self.evidence.get((" ".join(low[i : i + n]), orig.lower()), 0.0)
                         out.append(Candidate(a, b, span, repl, src, rank, evidence=ev))
         return out

@@ -107,9 +107,9 @@ def log_odds(right: int, seen: int) -> float:
     return math.log((right + 0.5) / (seen - right + 0.5))
 
 
-def read_evidence(path: Path) -> dict[tuple[str, str], float]:
-    """``evidence.tsv``: ``spun<TAB>original<TAB>right<TAB>seen`` lines -> log-odds."""
-    out: dict[tuple[str, str], float] = {}
+def read_evidence_counts(path: Path) -> dict[tuple[str, str], tuple[int, int]]:
+    """``evidence.tsv``: ``spun<TAB>original<TAB>right<TAB>seen`` lines -> (right, seen)."""
+    out: dict[tuple[str, str], tuple[int, int]] = {}
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip() or line.startswith("#"):
             continue
@@ -121,17 +121,22 @@ def read_evidence(path: Path) -> dict[tuple[str, str], float]:
         except (IndexError, ValueError):
             raise StylePackageError(f"{path}:{n}: expected 'spun<TAB>original<TAB>right<TAB>seen' "
                                     f"with 0 <= right <= seen, got {line[:80]!r}") from None  # fmt: skip
-        out[(spun.lower(), orig.lower())] = log_odds(right, seen)
+        out[(spun.lower(), orig.lower())] = (right, seen)
     return out
 
 
-def write_evidence(path: Path, counts: dict[tuple[str, str], tuple[int, int]]) -> None:
-    lines = ["# restorer style evidence: spun<TAB>original<TAB>right<TAB>seen. Of the `seen` times the "
-             "style's dictionary",
-             "# proposed `original` for `spun` on the spun side of the example pairs, the pair's original "
+def read_evidence(path: Path) -> dict[tuple[str, str], float]:
+    """``evidence.tsv`` -> the log-odds of each row."""
+    return {k: log_odds(r, n) for k, (r, n) in read_evidence_counts(path).items()}
+
+
+def write_evidence(path: Path, counts: dict[tuple[str, str], tuple[int, int]], what: str = "the style's dictionary") -> None:
+    lines = ["# restorer evidence: spun<TAB>original<TAB>right<TAB>seen. Of the `seen` times "
+             f"{what} proposed",
+             "# `original` for `spun` on the spun side of the example pairs, the pair's original "
              "had it `right` times.",
-             "# The judge takes the log-odds off the edit's cost. Delete this file to weigh the "
-             "dictionary like the base tables."]  # fmt: skip
+             "# The judge takes the log-odds off the edit's cost. Delete this file (or its row) to weigh "
+             "the rows alike."]  # fmt: skip
     for (spun, orig), (right, seen) in sorted(counts.items(), key=lambda kv: (-kv[1][1], kv[0])):
         lines.append(f"{spun}\t{orig}\t{right}\t{seen}")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -349,28 +349,41 @@ def style_evidence(pairs: Sequence[dict[str, Any]], lexicon: Lexicon) -> dict[tu
     """How often each of the style dictionary's proposals was right on the example pairs.
 
     The dictionary is inverted as at restore time (``Proposer``, style rows only) and run on the
-    spun side of every pair: a proposal is *seen* wherever its spun text occurs, and *right* when
-    it brings the sentence closer to the pair's original (more words in common, in order). A
-    spinner that always writes "earth" for "soil" and a genuine "earth" that is rare give high
-    log-odds; a spun word that is also a common word of the domain gives low ones.
+    spun side of every pair (:func:`proposal_evidence`). A spinner that always writes "earth"
+    for "soil" and a genuine "earth" that is rare give high log-odds; a spun word that is also a
+    common word of the domain gives low ones.
     """
     from restorer.infer.proposals import ProposalConfig, Proposer
 
-    proposer = Proposer(ProposalConfig(tables=False, thesaurus=False), [lexicon])
+    return proposal_evidence(pairs, Proposer(ProposalConfig(tables=False, thesaurus=False), [lexicon]), ("style",))
+
+
+def proposal_evidence(pairs: Iterable[dict[str, Any]], proposer: Any,
+                      sources: Sequence[str]) -> dict[tuple[str, str], tuple[int, int]]:  # fmt: skip
+    """(spun words, original words), lowercased and space-joined -> (right, seen) of ``proposer``'s
+    candidates from ``sources`` on the spun side of ``pairs``: a candidate is *seen* wherever its
+    spun text occurs, and *right* when it brings the sentence closer to the pair's original (more
+    words in common, in order). A candidate that touches no word the spinner changed is never right,
+    which spares the comparison for most of them."""
     counts: dict[tuple[str, str], list[int]] = {}
     for p in pairs:
         spun, orig = p["spun"], p["original"]
-        target = [t[0] for t in tokens(orig)]
-        base = difflib.SequenceMatcher(None, [t[0] for t in tokens(spun)], target, autojunk=False).ratio()
+        target, sp = [t[0] for t in tokens(orig)], tokens(spun)
+        changed = [(sp[b0][1], sp[b1 - 1][2]) for _, _, b0, b1 in diff_spans(tokens(orig), sp) if b1 > b0]
+        base: float | None = None
         for c in proposer.propose(spun):
-            if c.source != "style":
+            if c.source not in sources:
                 continue
-            fixed = spun[: c.start] + c.replacement + spun[c.end :]
-            ratio = difflib.SequenceMatcher(None, [t[0] for t in tokens(fixed)], target, autojunk=False).ratio()
             key = (" ".join(t[0] for t in tokens(c.original)), c.replacement.lower())
             n = counts.setdefault(key, [0, 0])
-            n[0] += ratio > base
             n[1] += 1
+            if not any(c.start < b and a < c.end for a, b in changed):
+                continue
+            if base is None:
+                base = difflib.SequenceMatcher(None, [t[0] for t in sp], target, autojunk=False).ratio()
+            fixed = spun[: c.start] + c.replacement + spun[c.end :]
+            ratio = difflib.SequenceMatcher(None, [t[0] for t in tokens(fixed)], target, autojunk=False).ratio()
+            n[0] += ratio > base
     return {k: (v[0], v[1]) for k, v in counts.items()}
 
 
@@ -383,3 +396,38 @@ def save_style_package(mined: MinedStyle, pairs: Sequence[dict[str, Any]], out_d
     if lexicon is not None:
         write_evidence(out_dir / EVIDENCE_FILE, style_evidence(pairs, lexicon))
     return yml
+
+
+def mine_base_rows(pairs: Sequence[dict[str, Any]], model_dir: Path, min_count: int = 3,
+                   subdir: str = "mined", source: str = "", min_seen: int = 10) -> dict[str, Any]:  # fmt: skip
+    """Learn the base spinner's rows for a model directory's judge from spinner pairs of the train
+    split: the dictionary mined from ``pairs`` (entries seen at least ``min_count`` times) joins the
+    shipped tables, and every table and thesaurus row's evidence on the same pairs is measured with
+    them. Both go to ``model_dir/subdir`` and are named in ``restorer.json``'s judge section.
+    A row never right and seen fewer than ``min_seen`` times is left out of the evidence file (it
+    would weigh little and most rows are of that kind); the rates of the sources are those of the
+    rows kept."""
+    import json
+
+    from restorer.infer.pipeline import RESTORER_JSON, JudgeSpec, read_judge_spec
+    from restorer.infer.proposals import ProposalConfig, Proposer
+    from restorer.train.finetune.data import FinetuneError
+
+    spec = read_judge_spec(model_dir)
+    if spec is None:
+        raise FinetuneError(f"{model_dir} names no judge ({RESTORER_JSON}): its base rows serve the judge only")
+    out = model_dir / subdir
+    mined = mine_style(pairs)
+    mined.save(out, min_count, source)
+    lexicon = load_style_package(out).lexicon
+    cfg = ProposalConfig(**{"tables": "tables" in spec.proposers, "thesaurus": "thesaurus" in spec.proposers,
+                            **spec.proposals})  # fmt: skip
+    proposer = Proposer(cfg, tables=[lexicon] if lexicon is not None else [])
+    counts = proposal_evidence(pairs, proposer, ("table", "thesaurus"))
+    counts = {k: (r, n) for k, (r, n) in counts.items() if r > 0 or n >= min_seen}
+    write_evidence(out / EVIDENCE_FILE, counts, "the base tables")
+    data = json.loads((model_dir / RESTORER_JSON).read_text(encoding="utf-8"))
+    data["judge"] = JudgeSpec(**{**spec.to_dict(), "tables": subdir, "evidence": f"{subdir}/{EVIDENCE_FILE}"}).to_dict()
+    (model_dir / RESTORER_JSON).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    return {"pairs": len(pairs), "mined": mined.summary(min_count), "evidence_rows": len(counts),
+            "rows_right": sum(r for r, _ in counts.values()), "rows_seen": sum(n for _, n in counts.values())}  # fmt: skip
