@@ -59,6 +59,18 @@ class JudgeConfig:
     style_weight: float = 2.0  # chosen on 200 pairs held out of the tortured_style train split (docs/finetuning.md)
     style_min: float = -2.0
     style_max: float = 8.0
+    # the base evidence (restorer.infer.proposals.relative_evidence), when the model directory has
+    # one: a table or thesaurus edit's cost falls by evidence_weight times it, clipped
+    evidence_weight: float = 0.0
+    evidence_min: float = -4.0
+    evidence_max: float = 4.0
+    # the evidence was measured on spun text; a clean sentence has no spinner. An edit that would be
+    # the sentence's only one gets this weight instead (None: evidence_weight), so a lone common word
+    # ("nationwide", "extra") is not taken for the spinner's on the evidence alone
+    evidence_alone: float | None = None
+    # extra cost of an edit that would be its sentence's only one: a spinner changes many words of
+    # a sentence, a lone change of clean text is the judge's own mistake more often than a repair
+    alone_cost: float = 0.0
 
     def cost(self, c: Candidate, sentence: str | None = None) -> float:
         """The nats an edit's gain must beat; ``sentence`` (the one ``c`` is in) adds the
@@ -73,9 +85,23 @@ class JudgeConfig:
             "seq2seq": self.seq2seq_cost,
             "thesaurus": self.thesaurus_cost + self.rank_cost * c.rank,
         }.get(c.source, self.thesaurus_cost)
-        if c.evidence:
+        if c.evidence and c.source == "style":
             extra -= self.style_weight * min(self.style_max, max(self.style_min, c.evidence))
+        elif c.evidence:
+            extra -= self.evidence_weight * self._clip_evidence(c.evidence)
         return self.margin + extra - (self.agree_bonus if c.agree else 0.0)
+
+    def _clip_evidence(self, e: float) -> float:
+        return min(self.evidence_max, max(self.evidence_min, e))
+
+    def alone_extra(self, c: Candidate) -> float:
+        """What an edit's cost rises by when it would be its sentence's only edit (a style's
+        edits keep their own calibration: its evidence)."""
+        if c.source == "style":
+            return 0.0
+        if self.evidence_alone is None or c.evidence <= 0:
+            return self.alone_cost
+        return self.alone_cost + (self.evidence_weight - self.evidence_alone) * self._clip_evidence(c.evidence)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> JudgeConfig:
@@ -185,6 +211,13 @@ class Judge:
                 changed |= self._accept(check[i], recheck=True)
             if not changed:
                 break
+        # 5. a lone edit pays alone_cost more, without the evidence's full weight (evidence_alone)
+        for i in todo:
+            acc = [v for v in out[i].verdicts if v.accepted]
+            if len(acc) == 1 and (extra := cfg.alone_extra(acc[0].candidate)) > 0:
+                acc[0].cost += extra
+                if acc[0].net <= 0:
+                    acc[0].accepted, acc[0].reason = False, "alone: below the cost of a lone edit"
         for j in out:
             for v in j.verdicts:
                 if not v.accepted and not v.reason:

@@ -38,7 +38,8 @@ from restorer.infer.guard import (
 from restorer.infer.judge import Judge, JudgeConfig, Verdict, apply
 from restorer.infer.lm import LMScorer, LMScorerConfig, resolve_dtype
 from restorer.infer.proposals import WORD_RE, Candidate, ProposalConfig, Proposer
-from restorer.infer.styles import StylePackage
+from restorer.infer.styles import StylePackage, StylePackageError, load_style_package, read_evidence_counts
+from restorer.spin.lexicon import Lexicon
 
 RESTORER_JSON = "restorer.json"
 PROPOSERS = ("tables", "thesaurus", "seq2seq")
@@ -57,6 +58,10 @@ class JudgeSpec:
     judge: dict[str, Any] = field(default_factory=dict)
     scorer: dict[str, Any] = field(default_factory=dict)
     proposals: dict[str, Any] = field(default_factory=dict)
+    # in the model directory: more rows of the base spinner, mined from its pairs (a style YAML or
+    # package directory whose rows join the tables), and every base row's evidence on those pairs
+    tables: str = ""
+    evidence: str = ""
 
     def __post_init__(self) -> None:
         bad = [p for p in self.proposers if p not in PROPOSERS]
@@ -76,8 +81,9 @@ class JudgeSpec:
         return spec
 
     def to_dict(self) -> dict[str, Any]:
-        return {"lm": self.lm, "proposers": self.proposers, "judge": self.judge,
-                "scorer": self.scorer, "proposals": self.proposals}  # fmt: skip
+        d = {"lm": self.lm, "proposers": self.proposers, "judge": self.judge,
+             "scorer": self.scorer, "proposals": self.proposals}  # fmt: skip
+        return {**d, **{k: v for k, v in (("tables", self.tables), ("evidence", self.evidence)) if v}}
 
 
 def read_judge_spec(model_dir: str | Path) -> JudgeSpec | None:
@@ -93,6 +99,20 @@ def read_judge_spec(model_dir: str | Path) -> JudgeSpec | None:
     return None if section is None else JudgeSpec.from_dict(section)
 
 
+def read_base_rows(spec: JudgeSpec, model_dir: Path) -> tuple[list[Lexicon], dict[tuple[str, str], tuple[int, int]] | None]:
+    """The mined tables and the evidence file ``spec`` names in ``model_dir``."""
+    tables, evidence = [], None
+    try:
+        if spec.tables:
+            lex = load_style_package(model_dir / spec.tables).lexicon
+            tables = [lex] if lex is not None else []
+        if spec.evidence:
+            evidence = read_evidence_counts(model_dir / spec.evidence)
+    except (OSError, StylePackageError) as exc:
+        raise JudgeSpecError(f"{model_dir / RESTORER_JSON}: cannot read the base rows it names: {exc}") from None
+    return tables, evidence
+
+
 class JudgeTier:
     """Proposals from the inverted tables (and the seq2seq model's edits), chosen by an LM."""
 
@@ -102,7 +122,9 @@ class JudgeTier:
     CHUNK = 16
 
     def __init__(self, scorer: LMScorer, spec: JudgeSpec, chunk: int = CHUNK, prior: Any = None,
-                 styles: Sequence[StylePackage] = ()) -> None:  # fmt: skip
+                 styles: Sequence[StylePackage] = (),
+                 base_evidence: dict[tuple[str, str], tuple[int, int]] | None = None,
+                 tables: Sequence[Lexicon] = ()) -> None:  # fmt: skip
         self.spec = spec
         self.scorer = scorer
         pcfg = settings_from_dict(ProposalConfig, {"tables": "tables" in spec.proposers,
@@ -111,7 +133,8 @@ class JudgeTier:
         # a style's dictionary proposes next to the base tables, with the evidence of its example pairs
         self.styles = list(styles)
         self.proposer = Proposer(pcfg, [s.lexicon for s in styles if s.lexicon is not None],
-                                 evidence={k: v for s in styles for k, v in s.evidence.items()})  # fmt: skip
+                                 evidence={k: v for s in styles for k, v in s.evidence.items()},
+                                 base_evidence=base_evidence, tables=tables)  # fmt: skip
         self.use_seq2seq = "seq2seq" in spec.proposers
         # the seq2seq model's prior (restorer.infer.seq2seq_prior) goes with its proposals
         self.judge = Judge(scorer, JudgeConfig.from_dict(spec.judge), prior=prior if self.use_seq2seq else None)
@@ -119,13 +142,15 @@ class JudgeTier:
 
     @classmethod
     def load(cls, spec: JudgeSpec, device: str = "cpu", seq2seq_dir: str | Path | None = None,
-             styles: Sequence[StylePackage] = ()) -> JudgeTier:  # fmt: skip
+             styles: Sequence[StylePackage] = (), model_dir: str | Path | None = None) -> JudgeTier:  # fmt: skip
         """The tier ``spec`` names, its LM on ``device``; with ``seq2seq_dir`` (a transformers
         seq2seq model directory) and the ``seq2seq`` proposer, that model's prior as well; with
-        ``styles``, their dictionaries' proposals too."""
+        ``styles``, their dictionaries' proposals too; ``model_dir`` holds the spec's evidence file."""
         from restorer.model.base_lm import head_weight_fp32, lm_dir, load_lm
         from restorer.model.device import resolve_device
 
+        # read first: a bad file fails before the LM loads
+        tables, evidence = read_base_rows(spec, Path(model_dir or seq2seq_dir or "."))
         cfg = settings_from_dict(LMScorerConfig, spec.scorer, "judge scorer")
         device = resolve_device(device)
         path = lm_dir(spec.lm)
@@ -140,7 +165,8 @@ class JudgeTier:
             from restorer.infer.seq2seq_prior import Seq2SeqPrior
 
             prior = Seq2SeqPrior.load(seq2seq_dir, device)
-        return cls(LMScorer(model, tok, cfg, head_weight=head), spec, prior=prior, styles=styles)
+        return cls(LMScorer(model, tok, cfg, head_weight=head), spec, prior=prior, styles=styles,
+                   base_evidence=evidence, tables=tables)  # fmt: skip
 
     def candidates(self, sentence: str, decoded: Decoded | None, guard: GuardConfig) -> tuple[list[Candidate], list[Edit]]:
         """The sentence's candidates that may be judged, and those the guard refuses."""

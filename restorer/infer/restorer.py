@@ -332,7 +332,7 @@ def _load_judge(model_dir: Path, judge: Any, device: str, threads: int | None,
         import torch
 
         torch.set_num_threads(threads)
-    return JudgeTier.load(spec, device, seq2seq_dir=seq2seq_dir or model_dir, styles=styles)
+    return JudgeTier.load(spec, device, seq2seq_dir=seq2seq_dir or model_dir, styles=styles, model_dir=model_dir)
 
 
 def _check_list(text: Any) -> list[str]:
