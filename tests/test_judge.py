@@ -448,3 +448,74 @@ def test_the_prior_moves_the_cost_clipped() -> None:
     assert j.accepted == [c1]  # the same LM gain: the prior decides
     (j0,) = Judge(scorer, cfg).judge([s], [[c1, c2]])  # no prior: the plain costs
     assert j0.accepted == [] and all(v.prior is None for v in j0.verdicts)
+
+
+# ----------------------------------------------------------------------------- base evidence
+
+
+def test_proposal_evidence_counts_where_a_row_was_right() -> None:
+    from restorer.train.finetune.mining import proposal_evidence
+
+    tables = Proposer(ProposalConfig(thesaurus=False))
+    pairs = [{"spun": "The firm stated it.", "original": "The company said it."},
+             {"spun": "The firm stated it.", "original": "The firm stated it."}]  # fmt: skip
+    ev = proposal_evidence(pairs, tables, ("table",))
+    assert ev[("stated", "said")] == (1, 2)
+    assert ev[("firm", "company")] == (1, 2)
+    assert not any(k[0] == "the" for k in ev)  # nothing proposed there
+    assert proposal_evidence(pairs, tables, ("thesaurus",)) == {}
+
+
+def test_base_evidence_is_relative_to_its_source_and_moves_the_cost() -> None:
+    counts = {("stated", "said"): (18, 20), ("firm", "company"): (0, 20), ("zzz", "no such row"): (5, 5)}
+    p = Proposer(ProposalConfig(thesaurus=False), base_evidence=counts)
+    ev = {(c.original, c.replacement): c.evidence for c in p.propose("The firm stated final week.")}
+    assert ev[("stated", "said")] > 0 > ev[("firm", "company")]
+    assert ev[("final", "last")] == 0.0  # never seen: the source's own rate
+    assert ("zzz", "no such row") not in p.evidence
+    # a row seen often moves further than one seen rarely at the same rate
+    few = Proposer(ProposalConfig(thesaurus=False), base_evidence={("stated", "said"): (9, 10), ("firm", "company"): (0, 10)})
+    assert 0 < few.evidence[("stated", "said")] < p.evidence[("stated", "said")]
+    sure = next(c for c in p.propose("He stated it.") if c.replacement == "said")
+    cfg = JudgeConfig(evidence_weight=1.0, evidence_max=0.5)
+    assert cfg.cost(sure) == pytest.approx(cfg.margin + cfg.table_cost - 0.5)
+    assert JudgeConfig().cost(sure) == JudgeConfig().margin + JudgeConfig().table_cost  # weight 0: off
+
+
+def test_a_model_directory_names_its_evidence_file(judged_model: Path, tmp_path: Path) -> None:
+    from restorer import Restorer
+    from restorer.infer.styles import write_evidence
+
+    d = tmp_path / "m"
+    shutil.copytree(judged_model, d)
+    spec = json.loads((d / "restorer.json").read_text())
+    spec["judge"]["evidence"] = "evidence.tsv"
+    (d / "restorer.json").write_text(json.dumps(spec))
+    with pytest.raises(ValueError, match="cannot read the base rows"):
+        Restorer.from_pretrained(d, device="cpu", backend="torch")
+    write_evidence(d / "evidence.tsv", {("stated", "said"): (18, 20), ("firm", "company"): (0, 20)})
+    r = Restorer.from_pretrained(d, device="cpu", backend="torch")
+    assert r.judge.spec.evidence == "evidence.tsv"
+    assert r.judge.proposer.evidence[("stated", "said")] > 0
+
+
+def test_an_edit_alone_in_its_sentence_pays_without_the_evidence() -> None:
+    s = "w a b c"
+    c1 = Candidate(2, 3, "a", "x", "table", evidence=2.0)
+    c2 = Candidate(6, 7, "c", "y", "table", evidence=2.0)
+    both = apply(s, [c1, c2])
+    # each gains 2 nats, below margin 3 without its evidence, above it with (weight 1: 2 nats off)
+    table = {(s, apply(s, [c1])): 2.0, (s, apply(s, [c2])): 2.0,
+             (both, apply(s, [c2])): -2.0, (both, apply(s, [c1])): -2.0, (apply(s, [c1]), s): -2.0}  # fmt: skip
+    gated = JudgeConfig(margin=3.0, rounds=2, evidence_weight=1.0, evidence_alone=0.0)
+    (j,) = Judge(StubScorer(table), gated).judge([s], [[c1, c2]])
+    assert set(j.accepted) == {c1, c2}, "two edits keep each other company"
+    (j,) = Judge(StubScorer(table), gated).judge([s], [[c1]])
+    assert j.accepted == [] and j.verdicts[0].reason.startswith("alone")
+    (j,) = Judge(StubScorer(table), JudgeConfig(margin=3.0, rounds=2, evidence_weight=1.0)).judge([s], [[c1]])
+    assert j.accepted == [c1], "without evidence_alone the evidence counts in full"
+    lone = JudgeConfig(margin=1.0, rounds=2, alone_cost=1.5)  # gain 2 > margin 1, < 1 + 1.5 alone
+    (j,) = Judge(StubScorer(table), lone).judge([s], [[c1]])
+    assert j.accepted == [] and j.verdicts[0].reason.startswith("alone")
+    (j,) = Judge(StubScorer(table), lone).judge([s], [[c1, c2]])
+    assert set(j.accepted) == {c1, c2}

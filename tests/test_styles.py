@@ -152,3 +152,32 @@ def test_restore_cli_takes_styles(judged_model: Path, package: Path, tmp_path: P
                  "--backend", "torch", "--style", str(package)]) == 0  # fmt: skip
     assert "showcase" not in out.read_text()
     assert main(["restore", str(src), "-o", str(out), "--model", str(judged_model), "--style", "nope"]) == 2
+
+
+def test_tables_mine_adds_the_base_spinners_rows_and_evidence(judged_model: Path, tmp_path: Path) -> None:
+    from restorer import Restorer
+    from restorer.cli import main
+
+    d = tmp_path / "m"
+    shutil.copytree(judged_model, d)
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps(p) + "\n" for p in PAIRS * 3))
+    assert main(["tables", "mine", "--pairs", str(pairs), "--model", str(d), "--min-count", "2"]) == 0
+    spec = json.loads((d / "restorer.json").read_text())["judge"]
+    assert spec["tables"] == "mined" and spec["evidence"] == "mined/evidence.tsv"
+    assert spec["lm"] == json.loads((judged_model / "restorer.json").read_text())["judge"]["lm"]
+    r = Restorer.from_pretrained(d, device="cpu", backend="torch")
+    cands = r.judge.proposer.propose("The showcase development slowed.")
+    mined = {(c.original, c.replacement): c for c in cands}
+    assert mined[("showcase", "market")].source == "table"  # a mined row joins the base tables
+    assert mined[("showcase", "market")].evidence > 0
+    from restorer.infer.styles import read_evidence_counts
+
+    kept = read_evidence_counts(d / "mined" / "evidence.tsv")
+    assert kept and all(r > 0 or n >= 10 for r, n in kept.values())  # rows never right and rarely seen are left out
+    # a model that names no judge: a clear error, nothing written
+    plain = tmp_path / "plain"
+    shutil.copytree(judged_model, plain)
+    (plain / "restorer.json").unlink()
+    assert main(["tables", "mine", "--pairs", str(pairs), "--model", str(plain)]) == 2
+    assert not (plain / "mined").exists()

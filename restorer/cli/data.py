@@ -183,6 +183,23 @@ def cmd_tables_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tables_mine(args: argparse.Namespace) -> int:
+    from restorer.data import PairsError, read_pairs
+    from restorer.train.finetune import FinetuneError
+    from restorer.train.finetune.mining import mine_base_rows
+
+    model = Path(args.model)
+    try:
+        pairs = [p for f in args.pairs for p in read_pairs(f)]
+        stats = mine_base_rows(pairs, model, min_count=args.min_count, min_seen=args.min_seen,
+                               source=", ".join(Path(f).name for f in args.pairs))  # fmt: skip
+    except (PairsError, FinetuneError, OSError) as exc:
+        raise CLIError(str(exc)) from None
+    print(json.dumps(stats))
+    print(f"wrote {model}/mined/ and named it in {model}/restorer.json", file=sys.stderr)
+    return 0
+
+
 def add_data(sub: Any) -> None:
     """The parser of ``restorer data build`` and ``restorer data pairs``."""
     dp = sub.add_parser("data", help="corpus commands")
@@ -202,7 +219,7 @@ def add_data(sub: Any) -> None:
 
 
 def add_tables(sub: Any) -> None:
-    """The parser of ``restorer tables build``."""
+    """The parser of ``restorer tables build`` and ``restorer tables mine``."""
     tp = sub.add_parser("tables", help="synonym table commands")
     tsub = tp.add_subparsers(dest="tables_command", required=True, metavar="SUBCOMMAND")
     tb = tsub.add_parser("build", help="rebuild the shipped synonym tables from WordNet, MyThes and Moby")
@@ -215,3 +232,15 @@ def add_tables(sub: Any) -> None:
         "--corpus", default=None, help="corpus folder or train.jsonl, to list names spinners skip"
     )
     tb.set_defaults(func=cmd_tables_build)
+    tm = tsub.add_parser(
+        "mine",
+        help="learn the base spinner's rows for a model's judge from train-split pairs: a mined "
+        "dictionary next to the tables, and every row's evidence (docs/judge.md)",
+    )
+    tm.add_argument("--pairs", required=True, nargs="+", help="pairs JSONL files of the train split "
+                    "(`restorer data pairs --corpus corpus/train.jsonl`)")  # fmt: skip
+    tm.add_argument("--model", required=True, help="a model directory that names a judge (restorer.json)")
+    tm.add_argument("--min-count", type=int, default=3, help="keep mined entries seen at least this often")
+    tm.add_argument("--min-seen", type=int, default=10,
+                    help="keep the evidence of a row never right only when it was seen this often")  # fmt: skip
+    tm.set_defaults(func=cmd_tables_mine)
