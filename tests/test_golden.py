@@ -134,3 +134,22 @@ def test_golden_clean_lines_of_the_default_judge() -> None:
 
 CLEAN_LINES_IDENTICAL = 181  # of 200, in the recorded golden output; issue 14 asks for 198
 CROSS_CPU_LINES = 2  # lines that may differ from the recording on another CPU (1%)
+
+
+def test_shipped_default_names_its_mined_rows_and_evidence() -> None:
+    """The default's judge reads the base spinner's rows mined from train-split pairs and their
+    evidence (``restorer tables mine``), both small, plain text and in the model directory."""
+    from restorer.infer.pipeline import read_base_rows, read_judge_spec
+    from restorer.infer.proposals import ProposalConfig, Proposer
+
+    d = default_model_dir()
+    spec = read_judge_spec(d)
+    assert spec is not None and spec.tables and spec.evidence
+    assert sum(f.stat().st_size for f in (d / spec.tables).iterdir()) < 4 * 1024 * 1024
+    tables, evidence = read_base_rows(spec, d)
+    assert len(tables) == 1 and evidence and all(0 <= r <= n for r, n in evidence.values())
+    p = Proposer(ProposalConfig(thesaurus=False), tables=tables, base_evidence=evidence)
+    yr = [c for c in p.propose("The programme ran for a yr.") if c.original == "yr"]
+    assert any(c.replacement == "year" and c.source == "table" for c in yr)  # a mined row
+    said = next(c for c in p.propose("The firm stated it.") if c.replacement == "said")
+    assert said.evidence > 0  # the spinner's "stated" stands for "said" more often than its source's rows

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -519,3 +520,11 @@ def test_an_edit_alone_in_its_sentence_pays_without_the_evidence() -> None:
     assert j.accepted == [] and j.verdicts[0].reason.startswith("alone")
     (j,) = Judge(StubScorer(table), lone).judge([s], [[c1, c2]])
     assert set(j.accepted) == {c1, c2}
+    # two edits each pay pair_cost more; the weaker goes first, then the other is alone
+    pair = JudgeConfig(margin=1.0, rounds=2, alone_cost=1.5, pair_cost=1.5)
+    (j,) = Judge(StubScorer(table), pair).judge([s], [[c1, c2]])
+    assert j.accepted == [] and sorted(v.reason.split(":")[0] for v in j.verdicts) == ["alone", "pair"]
+    (j,) = Judge(StubScorer(table), replace(pair, alone_cost=0.0)).judge([s], [[c1, c2]])
+    assert len(j.accepted) == 1  # the one left is alone, and alone pays nothing more here
+    (j,) = Judge(StubScorer(table), replace(pair, pair_cost=0.5)).judge([s], [[c1, c2]])
+    assert set(j.accepted) == {c1, c2} and all(v.cost == 1.5 for v in j.verdicts)

@@ -71,6 +71,8 @@ class JudgeConfig:
     # extra cost of an edit that would be its sentence's only one: a spinner changes many words of
     # a sentence, a lone change of clean text is the judge's own mistake more often than a repair
     alone_cost: float = 0.0
+    # ... and each of two edits that would be their sentence's only ones pays this much more
+    pair_cost: float = 0.0
 
     def cost(self, c: Candidate, sentence: str | None = None) -> float:
         """The nats an edit's gain must beat; ``sentence`` (the one ``c`` is in) adds the
@@ -94,11 +96,13 @@ class JudgeConfig:
     def _clip_evidence(self, e: float) -> float:
         return min(self.evidence_max, max(self.evidence_min, e))
 
-    def alone_extra(self, c: Candidate) -> float:
-        """What an edit's cost rises by when it would be its sentence's only edit (a style's
-        edits keep their own calibration: its evidence)."""
-        if c.source == "style":
+    def alone_extra(self, c: Candidate, edits: int = 1) -> float:
+        """What an edit's cost rises by when it would be one of its sentence's only ``edits``
+        edits (1 or 2; a style's edits keep their own calibration: its evidence)."""
+        if c.source == "style" or edits > 2:
             return 0.0
+        if edits == 2:
+            return self.pair_cost
         if self.evidence_alone is None or c.evidence <= 0:
             return self.alone_cost
         return self.alone_cost + (self.evidence_weight - self.evidence_alone) * self._clip_evidence(c.evidence)
@@ -211,13 +215,11 @@ class Judge:
                 changed |= self._accept(check[i], recheck=True)
             if not changed:
                 break
-        # 5. a lone edit pays alone_cost more, without the evidence's full weight (evidence_alone)
+        # 5. a sentence's only edit pays alone_cost more, without the evidence's full weight
+        # (evidence_alone); each of its only two pays pair_cost more. The weakest goes first, and
+        # the rest are weighed again as fewer
         for i in todo:
-            acc = [v for v in out[i].verdicts if v.accepted]
-            if len(acc) == 1 and (extra := cfg.alone_extra(acc[0].candidate)) > 0:
-                acc[0].cost += extra
-                if acc[0].net <= 0:
-                    acc[0].accepted, acc[0].reason = False, "alone: below the cost of a lone edit"
+            self._few_edits(out[i].verdicts)
         for j in out:
             for v in j.verdicts:
                 if not v.accepted and not v.reason:
@@ -247,6 +249,22 @@ class Judge:
         for keep, gains in zip(slots, fn(bases, variants, self.cfg.window), strict=True):
             for (v, sign), g in zip(keep, gains, strict=True):
                 v.gain = sign * g
+
+    def _few_edits(self, verdicts: list[Verdict]) -> None:
+        while True:
+            acc = [v for v in verdicts if v.accepted]
+            if not acc or len(acc) > 2:
+                return
+            extra = [self.cfg.alone_extra(v.candidate, len(acc)) for v in acc]
+            weakest = min(range(len(acc)), key=lambda k: acc[k].net - extra[k])
+            if acc[weakest].net - extra[weakest] > 0:
+                for v, x in zip(acc, extra, strict=True):
+                    v.cost += x
+                return
+            v = acc[weakest]
+            v.cost += extra[weakest]
+            v.accepted = False
+            v.reason = f"{'alone' if len(acc) == 1 else 'pair'}: below the cost of so few edits"
 
     @staticmethod
     def _accept(verdicts: list[Verdict], recheck: bool = False) -> bool:

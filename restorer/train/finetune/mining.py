@@ -117,7 +117,7 @@ class MinedStyle:
         kept = self.kept(min_count)
         lines = [
             "# restorer mined dictionary: original<TAB>spun, most frequent first.",
-            f"# Mined by `restorer finetune` from {self.n_pairs} example pairs{f' ({source})' if source else ''}; "
+            f"# Mined (`restorer finetune`, `restorer tables mine`) from {self.n_pairs} example pairs{f' ({source})' if source else ''}; "
             "edit freely.",
             "# A one-word original that is a base form (say, child) also covers its inflections "
             "(said, children); other entries match literally.",
@@ -155,7 +155,7 @@ class MinedStyle:
         tsv.write_text(self.to_tsv(min_count, source), encoding="utf-8")
         s = self.summary(min_count)
         header = [
-            f"# Mined by `restorer finetune` from {s['pairs']} example pairs: {s['entries']} entries "
+            f"# Mined (`restorer finetune`, `restorer tables mine`) from {s['pairs']} example pairs: {s['entries']} entries "
             f"in {tsv.name}.",
             f"# The spinner replaced {s['rate']:.0%} of the occurrences of the words and phrases it "
             f"has an entry for, and used the most frequent alternative {s['consistency']:.0%} of the time.",
