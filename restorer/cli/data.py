@@ -185,15 +185,14 @@ def cmd_tables_build(args: argparse.Namespace) -> int:
 
 def cmd_tables_mine(args: argparse.Namespace) -> int:
     from restorer.data import PairsError, read_pairs
-    from restorer.train.finetune import FinetuneError
-    from restorer.train.finetune.mining import mine_base_rows
+    from restorer.train.finetune.mining import BaseRowsError, mine_base_rows
 
     model = Path(args.model)
     try:
         pairs = [p for f in args.pairs for p in read_pairs(f)]
         stats = mine_base_rows(pairs, model, min_count=args.min_count, min_seen=args.min_seen,
                                source=", ".join(Path(f).name for f in args.pairs))  # fmt: skip
-    except (PairsError, FinetuneError, OSError) as exc:
+    except (PairsError, BaseRowsError, OSError) as exc:
         raise CLIError(str(exc)) from None
     print(json.dumps(stats))
     print(f"wrote {model}/mined/ and named it in {model}/restorer.json", file=sys.stderr)

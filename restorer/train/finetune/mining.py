@@ -398,6 +398,10 @@ def save_style_package(mined: MinedStyle, pairs: Sequence[dict[str, Any]], out_d
     return yml
 
 
+class BaseRowsError(ValueError):
+    """A model directory whose base rows cannot be mined (it names no judge)."""
+
+
 def mine_base_rows(pairs: Sequence[dict[str, Any]], model_dir: Path, min_count: int = 3,
                    subdir: str = "mined", source: str = "", min_seen: int = 10) -> dict[str, Any]:  # fmt: skip
     """Learn the base spinner's rows for a model directory's judge from spinner pairs of the train
@@ -411,11 +415,10 @@ def mine_base_rows(pairs: Sequence[dict[str, Any]], model_dir: Path, min_count: 
 
     from restorer.infer.pipeline import RESTORER_JSON, JudgeSpec, read_judge_spec
     from restorer.infer.proposals import ProposalConfig, Proposer
-    from restorer.train.finetune.data import FinetuneError
 
     spec = read_judge_spec(model_dir)
     if spec is None:
-        raise FinetuneError(f"{model_dir} names no judge ({RESTORER_JSON}): its base rows serve the judge only")
+        raise BaseRowsError(f"{model_dir} names no judge ({RESTORER_JSON}): its base rows serve the judge only")
     out = model_dir / subdir
     mined = mine_style(pairs)
     mined.save(out, min_count, source)
