@@ -259,19 +259,17 @@ class Proposer:
         above those of their source (:func:`relative_evidence`). ``tables``: more rows of the base
         spinner (a dictionary mined from its pairs), proposed as ``table`` rows."""
         self.cfg = config or ProposalConfig()
-        base = _default_index(self.cfg.tables, self.cfg.thesaurus, self.cfg.thesaurus_top_k, self.cfg.max_per_slot)
-        if tables:
-            shipped, base = base, InverseIndex()
-            base.update(shipped)
-            for lex in tables:
-                base.update(invert_tables(lex, "table"), override=True)  # a thesaurus hit the spinner was seen making
-        self.evidence = relative_evidence(base, base_evidence, self.cfg.evidence_prior) if base_evidence else {}
+        shipped = _default_index(self.cfg.tables, self.cfg.thesaurus, self.cfg.thesaurus_top_k, self.cfg.max_per_slot)
+        if tables or styles:
+            self.index = InverseIndex()  # one copy, with the mined rows and the styles' added
+            self.index.update(shipped)
+        else:
+            self.index = shipped  # shared, read-only: copying its 74k entries cost seconds at start-up
+        for lex in tables:
+            self.index.update(invert_tables(lex, "table"), override=True)  # a thesaurus hit the spinner was seen making
+        # the base rows' evidence is relative to their sources before any style's row overrides them
+        self.evidence = relative_evidence(self.index, base_evidence, self.cfg.evidence_prior) if base_evidence else {}
         self.evidence.update(evidence or {})
-        if not styles:
-            self.index = base  # shared, read-only: copying its 74k entries cost seconds at start-up
-            return
-        self.index = InverseIndex()
-        self.index.update(base)
         for lex in styles:
             self.index.update(invert_tables(lex, "style"), override=True)
 

@@ -368,8 +368,9 @@ def proposal_evidence(pairs: Iterable[dict[str, Any]], proposer: Any,
     counts: dict[tuple[str, str], list[int]] = {}
     for p in pairs:
         spun, orig = p["spun"], p["original"]
-        target, sp = [t[0] for t in tokens(orig)], tokens(spun)
-        changed = [(sp[b0][1], sp[b1 - 1][2]) for _, _, b0, b1 in diff_spans(tokens(orig), sp) if b1 > b0]
+        ot, sp = tokens(orig), tokens(spun)
+        target = [t[0] for t in ot]
+        changed = [(sp[b0][1], sp[b1 - 1][2]) for _, _, b0, b1 in diff_spans(ot, sp) if b1 > b0]
         base: float | None = None
         for c in proposer.propose(spun):
             if c.source not in sources:
