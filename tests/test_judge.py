@@ -132,6 +132,31 @@ def test_the_lean_forward_skips_padding_without_changing_real_tokens(scorer) -> 
             assert bool((hidden[r, len(b) :] == 0).all())
 
 
+def test_a_base_grown_from_a_cached_prefix_equals_a_full_pass(scorer) -> None:
+    """The re-check's bases (a sentence with its accepted edits) compute only their tokens from
+    where they part from the sentence already passed; their states and scores are a full pass's."""
+    import torch
+
+    first = SENTS[0] + " And then some more words follow here."
+    grown = [first.replace("more words", "other words"), first + " Even more.", first.replace("follow", "came")]
+    scorer.clear()
+    scorer._ensure_bases(scorer.encode([first]))
+    n0 = scorer.n_forward_tokens
+    states = scorer._ensure_bases(scorer.encode(grown))
+    fed = scorer.n_forward_tokens - n0
+    scorer.clear()
+    fresh = scorer._ensure_bases(scorer.encode(grown))
+    full = scorer.n_forward_tokens - n0 - fed
+    scorer.clear()
+    assert fed < full / 2  # only the tokens after the shared prefix went through the LM
+    for a, b in zip(states, fresh, strict=True):
+        assert a.ids == b.ids
+        assert torch.allclose(a.hidden, b.hidden, atol=1e-4)
+        assert torch.allclose(a.lp, b.lp, atol=1e-4)
+        for (ka, va), (kb, vb) in zip(a.kv, b.kv, strict=True):
+            assert torch.allclose(ka, kb, atol=1e-4) and torch.allclose(va, vb, atol=1e-4)
+
+
 def test_exact_gain_is_the_difference_of_sentence_scores(scorer) -> None:
     base, var = SENTS[0], SENTS[0].replace("firm", "company")
     total = scorer.sentence_scores([base, var])

@@ -204,8 +204,7 @@ class Judge:
             self._accept(survivors[i])
         # 4. re-check against the sentence with its accepted edits
         for _ in range(cfg.rounds - 1):
-            check = {i: [v for v in survivors[i] if v.accepted or v.net > -cfg.recheck_within]
-                     for i in todo if any(v.accepted for v in survivors[i])}  # fmt: skip
+            check = {i: vs for i in todo if (vs := self._to_recheck(survivors[i]))}
             if not check:
                 break
             base_edits = {i: [v.candidate for v in check[i] if v.accepted] for i in check}
@@ -249,6 +248,17 @@ class Judge:
         for keep, gains in zip(slots, fn(bases, variants, self.cfg.window), strict=True):
             for (v, sign), g in zip(keep, gains, strict=True):
                 v.gain = sign * g
+
+    def _to_recheck(self, verdicts: list[Verdict]) -> list[Verdict]:
+        """The verdicts of a sentence to weigh again in the context of its accepted edits: those
+        edits and the candidates close to paying. Nothing when there is nothing to learn: no
+        accepted edit, or one whose only company overlaps it (its gain against the sentence
+        without it is the one already measured, and nothing else can be scored beside it)."""
+        acc = [v.candidate for v in verdicts if v.accepted]
+        check = [v for v in verdicts if v.accepted or v.net > -self.cfg.recheck_within]
+        if not acc or (len(acc) == 1 and all(v.accepted or v.candidate.overlaps(acc[0]) for v in check)):
+            return []
+        return check
 
     def _few_edits(self, verdicts: list[Verdict]) -> None:
         while True:
