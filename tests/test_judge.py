@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from restorer.infer.guard import GuardConfig
-from restorer.infer.judge import Judge, JudgeConfig, apply
+from restorer.infer.judge import Judge, JudgeConfig, Judged, apply
 from restorer.infer.proposals import Candidate, ProposalConfig, Proposer
 
 SENTS = [
@@ -553,3 +553,74 @@ def test_an_edit_alone_in_its_sentence_pays_without_the_evidence() -> None:
     assert len(j.accepted) == 1  # the one left is alone, and alone pays nothing more here
     (j,) = Judge(StubScorer(table), replace(pair, pair_cost=0.5)).judge([s], [[c1, c2]])
     assert set(j.accepted) == {c1, c2} and all(v.cost == 1.5 for v in j.verdicts)
+
+
+def _judged(sentence: str, *edits: tuple[str, str, str, float]) -> Judged:
+    """A judged sentence with accepted edits (word, replacement, source, net)."""
+    from restorer.infer.judge import Verdict
+
+    vs = []
+    for word, repl, source, net in edits:
+        at = sentence.index(word)
+        vs.append(Verdict(Candidate(at, at + len(word), word, repl, source), net + 1.0, 1.0, accepted=True))
+    return Judged(sentence, vs)
+
+
+def test_a_document_that_looks_clean_raises_the_bar_for_its_edits() -> None:
+    filler = ["The committee met again on Tuesday and agreed on the budget for next year."] * 9  # 15 words each
+    cfg = JudgeConfig(document_spin=0.02, document_words=100, document_cost=6.0)
+
+    def gate(doc: list[Judged], config: JudgeConfig = cfg) -> list[Judged]:
+        Judge(StubScorer({}), config).gate_document(doc)
+        return doc
+
+    # 2 of 145 words edited: clean-looking; the weak edit goes, the strong one stays (paying 6 more)
+    doc = gate([_judged(f, ) for f in filler] + [
+        _judged("A dozen youngsters sang in the hall.", ("youngsters", "children", "table", 3.0)),
+        _judged("Every pupil gets a book.", ("pupil", "student", "table", 9.0))])  # fmt: skip
+    weak, strong = doc[-2].verdicts[0], doc[-1].verdicts[0]
+    assert not weak.accepted and weak.reason.startswith("document looks clean")
+    assert strong.accepted and strong.net == pytest.approx(3.0)
+    # a style's edits keep their own calibration
+    doc = gate([_judged(f) for f in filler] + [_judged("A counterfeit consciousness.", ("counterfeit", "artificial", "style", 1.0))])
+    assert doc[-1].verdicts[0].accepted
+    # a spun document (many words edited) and a short one are left alone
+    spun = [_judged(f, ("committee", "board", "table", 1.0), ("agreed", "settled", "table", 1.0)) for f in filler]
+    assert all(v.accepted for j in gate(spun) for v in j.verdicts)
+    short = gate([_judged("A dozen youngsters sang in the hall.", ("youngsters", "children", "table", 3.0))])
+    assert short[0].verdicts[0].accepted
+    off = gate([_judged(f) for f in filler] + [_judged("A dozen youngsters sang.", ("youngsters", "children", "table", 3.0))],
+               JudgeConfig())  # fmt: skip
+    assert off[-1].verdicts[0].accepted, "off by default: a model directory turns it on"
+
+
+def test_documents_are_gated_one_by_one_or_together(judged_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from restorer.infer import Restorer
+
+    r = Restorer.from_pretrained(judged_model, device="cpu", threads=1)
+    seen: list[list[str]] = []
+    monkeypatch.setattr(r.judge.judge, "gate_document", lambda doc: seen.append([j.sentence for j in doc]))
+    texts = ["The firm stated it. It was final.", "Youngsters sang."]
+    r.explain(texts)
+    assert seen == [["The firm stated it.", "It was final."], ["Youngsters sang."]]
+    seen.clear()
+    r.restore(texts, together=True)
+    assert seen == [["The firm stated it.", "It was final.", "Youngsters sang."]]
+    with pytest.raises(ValueError, match="document numbers"):
+        r.explain_sentences(["One.", "Two."], [0])
+
+
+def test_the_cost_floor_stops_edits_the_lm_finds_no_likelier() -> None:
+    """Priors (the evidence, the seq2seq prior, agreement) can take an edit's cost below zero,
+    so that it goes in though the LM prefers the original; ``cost_floor`` forbids that."""
+    s = "w a b c"
+    c1 = Candidate(2, 3, "a", "x", "table", evidence=3.0)
+    table = {(s, apply(s, [c1])): -1.0, (apply(s, [c1]), s): 1.0}  # the LM prefers the original
+    cfg = JudgeConfig(margin=1.0, rounds=1, evidence_weight=1.0)  # cost 1 - 3 = -2: net +1
+    (j,) = Judge(StubScorer(table), cfg).judge([s], [[c1]])
+    assert j.accepted == [c1]
+    (j,) = Judge(StubScorer(table), replace(cfg, cost_floor=0.0)).judge([s], [[c1]])
+    assert j.accepted == [] and j.verdicts[0].cost == 0.0
+    style = Candidate(2, 3, "a", "x", "style", evidence=3.0)  # a style keeps its own calibration
+    (j,) = Judge(StubScorer(table), replace(cfg, cost_floor=0.0, style_weight=1.0)).judge([s], [[style]])
+    assert j.accepted == [style]

@@ -380,12 +380,14 @@ class StubRestorer:
         self.fail_at = fail_at
         self.calls = 0
         self.seen: list[str] = []
+        self.together: list[bool] = []  # per chunk: were its texts one document?
 
-    def explain(self, docs: list[str]) -> list[Explanation]:
+    def explain(self, docs: list[str], together: bool = False) -> list[Explanation]:
         self.calls += 1
         if self.calls == self.fail_at:
             raise RuntimeError("interrupted")
         self.seen += docs
+        self.together.append(together)
         return [
             Explanation(d.upper(), sentences=[{"start": 0, "end": len(d), "spin_score": 0.0}]) for d in docs
         ]
@@ -400,6 +402,20 @@ def _lines(path: Path, n: int, tag: str = "line") -> list[str]:
     text = [f"{tag} {i}." for i in range(n)]
     path.write_text("\n".join(text) + "\n", encoding="utf-8")
     return text
+
+
+def test_a_text_files_lines_are_one_document_and_jsonl_records_are_not(tmp_path: Path) -> None:
+    """The judge's document gate looks at a text file's lines together (a chunk at a time);
+    JSONL records are documents of their own."""
+    _lines(tmp_path / "in.txt", 25)
+    stub = StubRestorer()
+    _restore([str(tmp_path / "in.txt")], tmp_path / "out.txt", stub)
+    assert stub.together == [True, True, True]  # chunks of 10 lines
+    (tmp_path / "in.jsonl").write_text('{"text": "a b."}\n{"text": "c d."}\n', encoding="utf-8")
+    stub = StubRestorer()
+    options = RestoreOptions(fmt="jsonl", chunk_lines=10, settings={"format": "jsonl"})
+    run_restore([str(tmp_path / "in.jsonl")], str(tmp_path / "out.jsonl"), options, load=lambda: stub)  # type: ignore[arg-type, return-value]
+    assert stub.together == [False] and stub.seen == ["a b.", "c d."]
 
 
 def test_resume_continues_where_it_stopped(tmp_path: Path) -> None:

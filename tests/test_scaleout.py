@@ -48,7 +48,7 @@ class Stub:
         self.calls = 0
         self.seen: list[str] = []
 
-    def explain(self, docs: list[str]) -> list[Explanation]:
+    def explain(self, docs: list[str], together: bool = False) -> list[Explanation]:
         self.calls += 1
         if self.calls == self.fail_at:
             raise RuntimeError("interrupted")

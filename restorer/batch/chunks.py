@@ -104,7 +104,9 @@ class ChunkRestorer:
 
     def _text(self, lines: list[tuple[str, str]]) -> list[LineResult]:
         todo = [k for k, (body, _) in enumerate(lines) if body.strip()]
-        exps = iter(self.load().explain([lines[k][0] for k in todo]) if todo else [])
+        # a text file's lines are one document, for the judge's document gate (a chunk at a time:
+        # the unit of resume); JSONL records are documents of their own
+        exps = iter(self.load().explain([lines[k][0] for k in todo], together=True) if todo else [])
         out: list[LineResult] = []
         for body, ending in lines:
             if not body.strip():

@@ -35,7 +35,7 @@ from restorer.infer.guard import (
     looks_like_name,
     number_spans,
 )
-from restorer.infer.judge import Judge, JudgeConfig, Verdict, apply
+from restorer.infer.judge import Judge, JudgeConfig, Judged, Verdict, apply
 from restorer.infer.lm import LMScorer, LMScorerConfig, resolve_dtype
 from restorer.infer.proposals import WORD_RE, Candidate, ProposalConfig, Proposer
 from restorer.infer.styles import StylePackage, StylePackageError, load_style_package, read_evidence_counts
@@ -200,23 +200,33 @@ class JudgeTier:
         return ok, refused
 
     def explain(self, sentences: Sequence[str], decodes: Sequence[Decoded] | None,
-                guard: GuardConfig) -> list[Guarded]:  # fmt: skip
-        out: list[Guarded] = []
+                guard: GuardConfig, documents: Sequence[int] | None = None) -> list[Guarded]:  # fmt: skip
+        """Judge and guard stripped sentences. ``documents`` numbers the document each sentence
+        belongs to, for the document gate (``JudgeConfig.document_spin``); None: each sentence
+        is a document of its own."""
+        judged: list[Judged] = []
+        refused: list[list[Edit]] = []
         for i in range(0, len(sentences), self.chunk):
             part = sentences[i : i + self.chunk]
             decs = decodes[i : i + self.chunk] if decodes is not None else [None] * len(part)
-            cands, refused = [], []
+            cands = []
             for s, d in zip(part, decs, strict=True):
                 ok, no = self.candidates(s, d, guard) if s.strip() else ([], [])
                 cands.append(ok)
                 refused.append(no)
-            judged = self.judge.judge(part, cands)
+            judged += self.judge.judge(part, cands)
             self.judge.scorer.clear()
             _release_memory()
-            for s, j, no in zip(part, judged, refused, strict=True):
-                edits = [_edit(v) for v in j.verdicts if v.accepted or v.gain is not None] + no
-                edits.sort(key=lambda e: (e.start, e.end, not e.accepted))
-                out.append(Guarded(apply(s, j.accepted), edits, len(WORD_RE.findall(s))))
+        groups: dict[int, list[Judged]] = {}
+        for k, j in enumerate(judged):
+            groups.setdefault(k if documents is None else documents[k], []).append(j)
+        for g in groups.values():
+            self.judge.gate_document(g)
+        out: list[Guarded] = []
+        for s, j, no in zip(sentences, judged, refused, strict=True):
+            edits = [_edit(v) for v in j.verdicts if v.accepted or v.gain is not None] + no
+            edits.sort(key=lambda e: (e.start, e.end, not e.accepted))
+            out.append(Guarded(apply(s, j.accepted), edits, len(WORD_RE.findall(s))))
         return out
 
 

@@ -246,13 +246,17 @@ class Restorer:
         """The seq2seq backend's name: ``torch`` or ``ctranslate2``."""
         return self.seq2seq.name
 
-    def explain_sentences(self, sentences: Sequence[str]) -> list[Guarded]:
-        """Decode and guard stripped sentences: the text to output plus every edit."""
+    def explain_sentences(self, sentences: Sequence[str], documents: Sequence[int] | None = None) -> list[Guarded]:
+        """Decode and guard stripped sentences: the text to output plus every edit.
+        ``documents`` numbers the document of each sentence, for the judge's document gate
+        (None: each sentence stands alone)."""
         from restorer.infer.guard import guard_sentence
 
+        if documents is not None and len(documents) != len(sentences):
+            raise ValueError(f"{len(documents)} document numbers for {len(sentences)} sentences")
         if self.judge is not None:
             decodes = self.decode(sentences) if self.judge.use_seq2seq else None
-            return self.judge.explain(sentences, decodes, self.guard)
+            return self.judge.explain(sentences, decodes, self.guard, documents)
         return [guard_sentence(s, d, self.guard) for s, d in zip(sentences, self.decode(sentences), strict=True)]
 
     def restore_sentences(self, sentences: Sequence[str]) -> list[str]:
@@ -262,12 +266,16 @@ class Restorer:
         return [g.text for g in self.explain_sentences(sentences)]
 
     # ------------------------------------------------------------------ documents
-    def explain_documents(self, texts: Sequence[str]) -> list[Explanation]:
+    def explain_documents(self, texts: Sequence[str], together: bool = False) -> list[Explanation]:
         """Restore documents sentence by sentence (batched across all of them), keeping every
-        byte between the sentences, and report the edits with spans in each document."""
+        byte between the sentences, and report the edits with spans in each document.
+
+        The judge's document gate looks at each text as a document of its own; ``together``:
+        at all of them as parts of one (the lines of a text file)."""
         spans = [document_spans(t) for t in texts]
         flat = [t[a:b] for t, sp in zip(texts, spans, strict=True) for a, b in sp]
-        guarded = iter(self.explain_sentences(flat))
+        docs = [0 if together else k for k, sp in enumerate(spans) for _ in sp]
+        guarded = iter(self.explain_sentences(flat, docs))
         out: list[Explanation] = []
         for t, sp in zip(texts, spans, strict=True):
             gs = [next(guarded) for _ in sp]
@@ -285,29 +293,31 @@ class Restorer:
             )
         return out
 
-    def restore_documents(self, texts: Sequence[str]) -> list[str]:
-        return [e.text for e in self.explain_documents(texts)]
+    def restore_documents(self, texts: Sequence[str], together: bool = False) -> list[str]:
+        return [e.text for e in self.explain_documents(texts, together)]
 
     @overload
-    def restore(self, text: str) -> str: ...
+    def restore(self, text: str, together: bool = False) -> str: ...
     @overload
-    def restore(self, text: list[str]) -> list[str]: ...
-    def restore(self, text: str | list[str]) -> str | list[str]:
-        """A document in, a document out; or a list in, a list of the same length out."""
+    def restore(self, text: list[str], together: bool = False) -> list[str]: ...
+    def restore(self, text: str | list[str], together: bool = False) -> str | list[str]:
+        """A document in, a document out; or a list in, a list of the same length out. A list's
+        texts are documents of their own, or with ``together`` parts of one (the lines of a
+        file): the judge's document gate looks at the whole (see ``explain_documents``)."""
         if isinstance(text, str):
             return self.restore_documents([text])[0]
-        return self.restore_documents(_check_list(text))
+        return self.restore_documents(_check_list(text), together)
 
     @overload
-    def explain(self, text: str) -> Explanation: ...
+    def explain(self, text: str, together: bool = False) -> Explanation: ...
     @overload
-    def explain(self, text: list[str]) -> list[Explanation]: ...
-    def explain(self, text: str | list[str]) -> Explanation | list[Explanation]:
+    def explain(self, text: list[str], together: bool = False) -> list[Explanation]: ...
+    def explain(self, text: str | list[str], together: bool = False) -> Explanation | list[Explanation]:
         """Edits (character spans in the input, original, replacement, confidence) and spin
-        scores per sentence and for the whole document."""
+        scores per sentence and for the whole document; ``together`` as for ``restore``."""
         if isinstance(text, str):
             return self.explain_documents([text])[0]
-        return self.explain_documents(_check_list(text))
+        return self.explain_documents(_check_list(text), together)
 
 
 def _load_judge(model_dir: Path, judge: Any, device: str, threads: int | None,
