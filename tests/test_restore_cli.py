@@ -15,6 +15,7 @@ import json
 import os
 import pty
 import re
+import shutil
 import signal
 import struct
 import subprocess
@@ -321,12 +322,14 @@ def _progress(sidecar: Path) -> dict[str, Any] | None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("judged", [False, True], ids=["seq2seq", "judge"])
+@pytest.mark.parametrize("path", ["seq2seq", "judge", "gate"])
 def test_resume_after_sigkill_equals_an_uninterrupted_run(
-    tiny_model: Path, tiny_lm: Path, tmp_path: Path, judged: bool
+    tiny_model: Path, tiny_lm: Path, tmp_path: Path, path: str
 ) -> None:
     """SIGKILL in the middle, then --resume: byte for byte the uninterrupted output, on the
-    seq2seq tier and on the judge path (proposals and a judge LM, here a tiny random one)."""
+    seq2seq tier, on the judge path (proposals and a judge LM, here a tiny random one), and on
+    the judge path with its document gate on (a file's lines are one document, a chunk at a time)."""
+    judged = path != "seq2seq"
     n = 2000
     words = "the firm stated final week that youngsters had been glad about a big change".split()
     lines = []
@@ -335,8 +338,18 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(
         lines.append("" if k == 0 else "  " * (k % 3) + " ".join(words[k : k + 2 + k % 5]).capitalize() + ".")
     src = tmp_path / "big.txt"
     src.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    args = [str(src), "--model", str(tiny_model), "--chunk-lines", "40", "--batch-size", "16"]
-    args += ["--judge", str(tiny_lm)] if judged else ["--no-guard"]
+    model = tiny_model
+    if path == "gate":  # every chunk looks clean to a gate that high: each edit pays 100 more, its
+        # cost is then 0, and only the edits the random LM finds likelier survive
+        model = tmp_path / "gated"
+        shutil.copytree(tiny_model, model)
+        judge = {"margin": -100.0, "rounds": 1, "document_spin": 1.01, "document_words": 50, "document_cost": 100.0}
+        (model / "restorer.json").write_text(json.dumps({"judge": {"lm": str(tiny_lm), "proposers": ["tables"], "judge": judge}}))
+        exp = Restorer.from_pretrained(model, device="cpu", threads=1).explain(lines[:40], together=True)
+        assert any(e.reason.startswith("document looks clean") for x in exp for e in x.rejected)
+        assert any(x.edits for x in exp), "and some edits pass it"
+    args = [str(src), "--model", str(model), "--chunk-lines", "40", "--batch-size", "16"]
+    args += ["--judge", str(tiny_lm)] if path == "judge" else [] if path == "gate" else ["--no-guard"]
     env = _env()
     reference = tmp_path / "reference.txt"
     ok(run(*args, "-o", str(reference), env=env))
