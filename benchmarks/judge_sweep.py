@@ -33,11 +33,12 @@ def main() -> None:
     ap.add_argument("--clean", required=True, help="a pairs file whose originals are the clean text")
     ap.add_argument("--n-clean", type=int, default=1000)
     ap.add_argument("--model", default=None)
+    ap.add_argument("--style", action="append", default=[], help="a style package, style YAML or name (repeatable)")
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
 
     settings = [json.loads(s) for s in a.settings]
-    r = Restorer.from_pretrained(a.model, threads=a.threads)
+    r = Restorer.from_pretrained(a.model, threads=a.threads, styles=a.style)
     if r.judge is None:
         raise SystemExit("the model directory names no judge")
     cfg = r.judge.judge.cfg

@@ -624,3 +624,18 @@ def test_the_cost_floor_stops_edits_the_lm_finds_no_likelier() -> None:
     style = Candidate(2, 3, "a", "x", "style", evidence=3.0)  # a style keeps its own calibration
     (j,) = Judge(StubScorer(table), replace(cfg, cost_floor=0.0, style_weight=1.0)).judge([s], [[style]])
     assert j.accepted == [style]
+
+
+def test_a_styles_one_word_edits_can_have_their_own_floor() -> None:
+    """A style's evidence can carry a one-word edit the LM does not want ("information" ->
+    "knowledge" in clean news text); ``style_word_floor`` stops that, and leaves its phrase
+    rows alone."""
+    s = "w a b c d"
+    word = Candidate(2, 3, "a", "x", "style", evidence=3.0)
+    phrase = Candidate(6, 9, "c d", "y", "style", evidence=3.0)
+    table = {(s, apply(s, [word])): -1.0, (s, apply(s, [phrase])): -1.0}
+    cfg = JudgeConfig(margin=1.0, rounds=1, style_weight=1.0)  # cost 1 - 3 = -2: net +1 each
+    (j,) = Judge(StubScorer(table), cfg).judge([s], [[word, phrase]])
+    assert set(j.accepted) == {word, phrase}
+    (j,) = Judge(StubScorer(table), replace(cfg, style_word_floor=0.0)).judge([s], [[word, phrase]])
+    assert j.accepted == [phrase]
