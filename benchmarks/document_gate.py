@@ -7,6 +7,7 @@ A spinner spins a whole document; the gate (``JudgeConfig.document_spin``, ``doc
 
 * ``clean``: the originals;
 * ``autoblog``, ``mixed``: every sentence spun in that style;
+* ``light``: every sentence spun by ``autoblog`` at a third of its word rate (0.1 for 0.3);
 * ``sparse``: three sentences of the clean document spun by the ``tortured`` table (a paper
   with a few tortured phrases: the case the gate must not wipe out).
 
@@ -35,7 +36,7 @@ from restorer.eval.core import clean_changed_score, repaired_score
 from restorer.infer.judge import Judge, apply
 from restorer.spin.spinner import Spinner
 
-CONDITIONS = ("clean", "autoblog", "mixed", "sparse")
+CONDITIONS = ("clean", "autoblog", "mixed", "light", "sparse")
 
 
 def documents(path: str, per_source: int, n: int, seed: int) -> list[tuple[str, list[str]]]:
@@ -77,6 +78,7 @@ def main() -> None:
     if tier is None:
         raise SystemExit("the model directory names no judge")
     spinners = {s: Spinner.from_style(s) for s in ("autoblog", "mixed", "tortured")}
+    spinners["light"] = Spinner.from_style("autoblog", rate=0.1)
     docs = [(c, d, spin(c, d, sents, spinners), sents) for c in CONDITIONS for d, sents in documents(a.corpus, a.docs, a.sentences, a.seed)]
     flat = [s for _, _, spun, _ in docs for s in spun]
     decodes = r.decode(flat) if tier.use_seq2seq else [None] * len(flat)
