@@ -281,8 +281,10 @@ class Judge:
         after each was judged: spun documents restore many of their words, clean ones hardly any
         (valid split, whole documents: every clean one under 1.3%, every spun one over 3.7%)."""
         cfg = self.cfg
+        if not cfg.document_spin:
+            return
         words = sum(len(WORD_RE.findall(j.sentence)) for j in judged)
-        if not cfg.document_spin or words < max(1, cfg.document_words):
+        if words < max(1, cfg.document_words):
             return
         acc = [v for j in judged for v in j.verdicts if v.accepted]
         changed = sum(max(1, len(WORD_RE.findall(v.candidate.original))) for v in acc)

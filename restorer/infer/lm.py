@@ -140,6 +140,20 @@ def _spans(base: list[int], variant: list[int], window: int | None) -> tuple[int
     return b, min(len(base), len(base) - s + window), min(len(variant), len(variant) - s + window)
 
 
+def _padded_past(states: Sequence[_Base], lengths: Sequence[int], width: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Each layer's keys and values of the first ``lengths[r]`` tokens of ``states[r]``, as one
+    batch padded to ``width`` positions (``[B, heads, width, head_dim]``)."""
+    past = []
+    for li, (k0, _) in enumerate(states[0].kv):
+        ks = k0.new_zeros(len(states), k0.shape[0], width, k0.shape[-1])
+        vs = torch.zeros_like(ks)
+        for r, (st, n) in enumerate(zip(states, lengths, strict=True)):
+            ks[r, :, :n] = st.kv[li][0][:, :n]
+            vs[r, :, :n] = st.kv[li][1][:, :n]
+        past.append((ks, vs))
+    return past
+
+
 class LMScorer:
     """Sentence log-probabilities and variant gains under a causal LM."""
 
@@ -288,9 +302,9 @@ class LMScorer:
     def _parent(self, ids: tuple[int, ...]) -> tuple[_Base | None, int]:
         """The cached base sharing the longest prefix with ``ids`` (at least ``MIN_SHARED``
         tokens besides the start token), and where they part; or ``(None, 0)``."""
-        best, at = None, 0
+        best, at, seq = None, 0, list(ids)
         for st in self._bases.values():
-            b = _branch(st.ids, list(ids))
+            b = _branch(st.ids, seq)
             if b > at:
                 best, at = st, b
         if best is None or at <= self.MIN_SHARED or at >= len(ids):
@@ -317,14 +331,7 @@ class LMScorer:
             mask[r, 0, :m, P : P + m] = torch.tril(torch.ones(m, m, dtype=torch.bool))
             mask[r, 0, m:, 0] = True  # padding rows see something (their output is unused)
             valid[r, :m] = True
-        past = []
-        for li, (k0, _) in enumerate(items[0][1].kv):
-            ks = torch.zeros(B, k0.shape[0], P, k0.shape[-1], device=dev, dtype=k0.dtype)
-            vs = torch.zeros_like(ks)
-            for r, (_, st, p) in enumerate(items):
-                ks[r, :, :p] = st.kv[li][0][:, :p]
-                vs[r, :, :p] = st.kv[li][1][:, :p]
-            past.append((ks, vs))
+        past = _padded_past([st for _, st, _ in items], [p for _, _, p in items], P)
         hidden, kv = self._forward(ids.to(dev), pos.to(dev), mask.to(dev), past, valid.to(dev))
         self.n_forward_tokens += int(valid.sum())
         # log p of the tokens from p on: the first from the parent's last shared state
@@ -472,16 +479,7 @@ class LMScorer:
         nids = torch.zeros(B, width, dtype=torch.long)
         npos = torch.zeros(B, width, dtype=torch.long)
         nmask = torch.zeros(B, 1, width, T + width, dtype=torch.bool)
-        past = []
-        for li in range(len(states[0].kv)):
-            k0 = states[0].kv[li][0]
-            ks = torch.zeros(B, k0.shape[0], T, k0.shape[-1], device=dev, dtype=k0.dtype)
-            vs_ = torch.zeros_like(ks)
-            for r, st in enumerate(states):
-                n = len(st.ids)
-                ks[r, :, :n] = st.kv[li][0]
-                vs_[r, :, :n] = st.kv[li][1]
-            past.append((ks, vs_))
+        past = _padded_past(states, [len(st.ids) for st in states], T)
         n_new = 0
         valid = torch.zeros(B, width, dtype=torch.bool)
         for r, vs in enumerate(variants):
