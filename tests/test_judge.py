@@ -351,6 +351,22 @@ def test_bf16_scorer_is_close_to_fp32(tiny_lm: Path, proposer: Proposer) -> None
         resolve_dtype("int3", "cpu")
 
 
+@pytest.mark.parametrize(("avx512_bf16", "amx", "want"), [(False, False, "fp32"), (True, False, "bf16"), (False, True, "bf16")])
+def test_auto_dtype_is_bf16_only_where_the_cpu_multiplies_it_natively(
+    monkeypatch: pytest.MonkeyPatch, avx512_bf16: bool, amx: bool, want: str
+) -> None:
+    """oneDNN accepts bf16 on any AVX512 CPU and emulates it there at a third of fp32's speed:
+    ``auto`` must not take its word for it."""
+    import torch
+
+    from restorer.infer.lm import resolve_dtype
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    assert resolve_dtype("auto", "cpu") == (torch.bfloat16 if want == "bf16" else torch.float32)
+
+
 def test_cli_explain_reports_the_judge_and_judge_none_turns_it_off(
     judged_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -99,6 +99,16 @@ class _Base:
     lp: torch.Tensor
 
 
+def native_cpu_bf16() -> bool:
+    """Whether this CPU multiplies bf16 natively (AVX512-BF16 or AMX). oneDNN also accepts bf16
+    on a plain AVX512 CPU (``_is_mkldnn_bf16_supported`` says yes), but emulates it: measured on
+    an Ice Lake Xeon, a bf16 matrix product ran at a third of fp32's speed."""
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except (AttributeError, RuntimeError):  # an older torch: take the safe fp32
+        return False
+
+
 def resolve_dtype(name: str, device: str) -> torch.dtype:
     """``auto``: bf16 on CUDA (fp16 where bf16 is not supported) and on CPUs whose oneDNN runs
     bf16 natively (AVX512-BF16 or AMX: about 4x fp32 here); fp32 elsewhere."""
@@ -111,11 +121,7 @@ def resolve_dtype(name: str, device: str) -> torch.dtype:
     if device == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if device == "cpu":
-        try:
-            fast = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-        except (AttributeError, RuntimeError):
-            fast = False
-        return torch.bfloat16 if fast else torch.float32
+        return torch.bfloat16 if native_cpu_bf16() else torch.float32
     return torch.float32
 
 
