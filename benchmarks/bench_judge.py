@@ -75,7 +75,7 @@ def main() -> None:
         raise SystemExit("this model directory names no judge (restorer.json)")
     default_judge = r.judge.judge
     cfg = default_judge.cfg
-    prior = default_judge.prior  # the seq2seq prior: the same for every judge compared
+    prior = default_judge.priors  # the seq2seq priors: the same for every judge compared
     r.explain_sentences(sents[:4])  # warm-up
     few = sents[: args.n_naive]
 

@@ -56,7 +56,7 @@ def main() -> None:
         from restorer.infer.pipeline import JudgeSpec, JudgeTier
 
         r.judge = JudgeTier(r.judge.scorer, JudgeSpec(lm=r.judge.spec.lm, proposers=a.proposers.split(",")),
-                            prior=r.judge.judge.prior)
+                            prior=r.judge.judge.priors)
     if r.judge is not None:
         for k, v in json.loads(a.set).items():
             setattr(r.judge.judge.cfg, k, v)

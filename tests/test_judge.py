@@ -492,6 +492,42 @@ def test_the_prior_moves_the_cost_clipped() -> None:
     assert j0.accepted == [] and all(v.prior is None for v in j0.verdicts)
 
 
+def test_with_several_priors_an_edit_takes_the_highest() -> None:
+    """A style's fine-tuned seq2seq model vouches next to the base's: either may lower an edit's
+    cost, and neither can raise it over what the other allowed (the base cannot forget)."""
+    s = "The firm stated it."
+    c1 = Candidate(4, 8, "firm", "company", "table")
+    c2 = Candidate(9, 15, "stated", "said", "table")
+    v1, v2 = apply(s, [c1]), apply(s, [c2])
+    cfg = JudgeConfig(margin=3.0, prior_min=-4.0, prior_max=4.0, rounds=1)
+    scorer = StubScorer({(s, v1): 1.0, (s, v2): 1.0})
+    base, style = StubPrior({v1: 3.0, v2: -3.0}), StubPrior({v1: -3.0, v2: 2.5})
+    (j,) = Judge(scorer, cfg, prior=[base, style]).judge([s], [[c1, c2]])
+    assert {v.candidate.replacement: v.prior for v in j.verdicts} == {"company": 3.0, "said": 2.5}
+    assert set(j.accepted) == {c1, c2}
+    (alone,) = Judge(scorer, cfg, prior=base).judge([s], [[c1, c2]])
+    assert alone.accepted == [c1] and Judge(scorer, cfg, prior=[base, style]).prior is base
+
+
+def test_a_second_decode_adds_its_edits_as_seq2seq_candidates(judged_model: Path) -> None:
+    from restorer import Restorer
+    from restorer.infer.decoded import Decoded
+    from restorer.infer.guard import GuardConfig
+
+    tier = Restorer.from_pretrained(judged_model, device="cpu", backend="torch").judge
+    s = "The firm stated it was glad."
+    plain, _ = tier.candidates(s, Decoded(s), GuardConfig())
+    base_only, _ = tier.candidates(s, Decoded("The firm said it was glad."), GuardConfig())
+    both, _ = tier.candidates(s, Decoded("The firm said it was glad."), GuardConfig(),
+                              [Decoded("The company stated it was blue.")])  # fmt: skip
+    new = {(c.original, c.replacement, c.source, c.agree) for c in both} - {
+        (c.original, c.replacement, c.source, c.agree) for c in base_only}  # fmt: skip
+    assert ("glad", "blue", "seq2seq", False) in new  # only the second model proposed it
+    by = {(c.original, c.replacement): c for c in both}
+    assert by[("firm", "company")].agree and not {(c.original, c.replacement): c for c in plain}[("firm", "company")].agree
+    assert sum(c.replacement == "said" for c in both) == sum(c.replacement == "said" for c in base_only)  # no duplicate
+
+
 # ----------------------------------------------------------------------------- base evidence
 
 

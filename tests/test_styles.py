@@ -135,6 +135,39 @@ def test_restore_with_a_style_takes_its_edits_and_keeps_the_base(judged_model: P
     assert not (judged_model / "style.yaml").exists()
 
 
+def test_a_style_with_its_own_model_adds_to_the_base_proposer_and_prior(
+    judged_model: Path, package: Path, tiny_model: Path, tmp_path: Path
+) -> None:
+    """No forgetting by construction: with the judge, the base seq2seq model keeps decoding and
+    vouching; a style's fine-tuned copy adds its edits and its prior. With ``judge="none"`` the
+    style's copy decodes."""
+    from restorer import Restorer
+
+    base = tmp_path / "base"
+    shutil.copytree(judged_model, base)
+    spec = json.loads((base / "restorer.json").read_text())
+    spec["judge"]["proposers"] = ["tables", "seq2seq"]
+    (base / "restorer.json").write_text(json.dumps(spec))
+    own = tmp_path / "own"
+    shutil.copytree(tiny_model, own)
+    for f in ("style.yaml", "dictionary.tsv"):
+        shutil.copy(package / f, own / f)
+    r = Restorer.from_pretrained(base, device="cpu", backend="torch", styles=[own])
+    assert r.style_decoder is not None and r.style_decoder.judge is None
+    assert len(r.judge.judge.priors) == 2
+    calls = []
+    real = r.style_decoder.decode
+    r.style_decoder.decode = lambda ss: calls.append(list(ss)) or real(ss)
+    s = "The showcase development slowed."
+    assert r.restore(s) and calls == [[s]]
+    plain = Restorer.from_pretrained(base, device="cpu", backend="torch")
+    assert plain.style_decoder is None and len(plain.judge.judge.priors) == 1
+    alone = Restorer.from_pretrained(base, device="cpu", backend="torch", judge="none", styles=[own])
+    assert alone.style_decoder is None and alone.judge is None
+    assert Path(alone.seq2seq.model.name_or_path) == own and Path(r.seq2seq.model.name_or_path) == base
+    assert Path(r.style_decoder.seq2seq.model.name_or_path) == own
+
+
 def test_a_dictionary_style_needs_the_judge(judged_model: Path, package: Path) -> None:
     from restorer import Restorer
 

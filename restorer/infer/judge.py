@@ -179,13 +179,23 @@ class Judge:
         self.scorer = scorer
         self.cfg = config or JudgeConfig()
         self.naive = naive  # score every variant in full (the reference for the fast path)
-        self.prior = prior  # a restorer.infer.seq2seq_prior.Seq2SeqPrior, or None
+        # restorer.infer.seq2seq_prior.Seq2SeqPrior, a sequence of them, or None. With several
+        # (the base model's and a style's fine-tuned copy), an edit takes the highest: either
+        # model may vouch for it, and a style's model cannot take back what the base vouched for
+        self.priors = [p for p in (prior if isinstance(prior, list | tuple) else [prior]) if p is not None]
+
+    @property
+    def prior(self) -> Any:
+        """The first (the base model's) prior, or None."""
+        return self.priors[0] if self.priors else None
 
     def _apply_prior(self, out: list[Judged], todo: list[int], variants: list[list[str]]) -> None:
         cfg = self.cfg
-        if self.prior is None or not cfg.prior_weight:
+        if not self.priors or not cfg.prior_weight:
             return
-        priors = self.prior.first_gains([out[i].sentence for i in todo], variants)
+        sents = [out[i].sentence for i in todo]
+        each = [p.first_gains(sents, variants) for p in self.priors]
+        priors = [[max(col) for col in zip(*rows, strict=True)] for rows in zip(*each, strict=True)]
         for i, ps in zip(todo, priors, strict=True):
             for v, p in zip(out[i].verdicts, ps, strict=True):
                 v.prior = cfg.prior_offset + cfg.prior_weight * min(cfg.prior_max, max(cfg.prior_min, p))

@@ -145,7 +145,8 @@ class JudgeTier:
              styles: Sequence[StylePackage] = (), model_dir: str | Path | None = None) -> JudgeTier:  # fmt: skip
         """The tier ``spec`` names, its LM on ``device``; with ``seq2seq_dir`` (a transformers
         seq2seq model directory) and the ``seq2seq`` proposer, that model's prior as well; with
-        ``styles``, their dictionaries' proposals too; ``model_dir`` holds the spec's evidence file."""
+        ``styles``, their dictionaries' proposals too, and the prior of a style's own fine-tuned
+        seq2seq model next to the base's; ``model_dir`` holds the spec's evidence file."""
         from restorer.model.base_lm import head_weight_fp32, lm_dir, load_lm
         from restorer.model.device import resolve_device
 
@@ -160,24 +161,34 @@ class JudgeTier:
         dtype = torch.float32 if cfg.quantize else resolve_dtype(cfg.dtype, torch.device(device).type)
         model, tok = load_lm(path, device=device, dtype=dtype)
         head = head_weight_fp32(path) if dtype != torch.float32 and cfg.head_fp32 else None
-        prior = None
+        priors = []
         if seq2seq_dir is not None and "seq2seq" in spec.proposers and JudgeConfig.from_dict(spec.judge).prior_weight:
             from restorer.infer.seq2seq_prior import Seq2SeqPrior
 
-            prior = Seq2SeqPrior.load(seq2seq_dir, device)
+            # the base model's prior, then a style's fine-tuned copy's: an edit takes the higher
+            for d in [seq2seq_dir, *(st.model_dir for st in styles if st.model_dir is not None)]:
+                priors.append(Seq2SeqPrior.load(d, device))
+        prior = [p for p in priors if p is not None] or None
         return cls(LMScorer(model, tok, cfg, head_weight=head), spec, prior=prior, styles=styles,
                    base_evidence=evidence, tables=tables)  # fmt: skip
 
-    def candidates(self, sentence: str, decoded: Decoded | None, guard: GuardConfig) -> tuple[list[Candidate], list[Edit]]:
-        """The sentence's candidates that may be judged, and those the guard refuses."""
+    def candidates(self, sentence: str, decoded: Decoded | None, guard: GuardConfig,
+                   extra: Sequence[Decoded | None] = ()) -> tuple[list[Candidate], list[Edit]]:  # fmt: skip
+        """The sentence's candidates that may be judged, and those the guard refuses. ``decoded``:
+        the base seq2seq model's decode; ``extra``: more decodes (a style's fine-tuned copy),
+        whose edits join as ``seq2seq`` candidates too."""
         cands = self.proposer.propose(sentence)
-        if decoded is not None and decoded.text.strip() and decoded.text.strip() != sentence:
-            at = {(c.start, c.end, c.replacement): k for k, c in enumerate(cands)}
-            for e in align(sentence, decoded.text, decoded):
+        at = {(c.start, c.end, c.replacement): k for k, c in enumerate(cands)}
+        for d in (decoded, *extra):
+            if d is None or not d.text.strip() or d.text.strip() == sentence:
+                continue
+            for e in align(sentence, d.text, d):
                 k = at.get((e.start, e.end, e.replacement))
-                if k is not None:  # the seq2seq model agrees with a table
-                    cands[k] = replace(cands[k], agree=True)
+                if k is not None:  # a seq2seq model agrees with a table (or the other model)
+                    if cands[k].source != "seq2seq":
+                        cands[k] = replace(cands[k], agree=True)
                 elif e.original.strip() and e.replacement.strip():
+                    at[(e.start, e.end, e.replacement)] = len(cands)
                     cands.append(Candidate(e.start, e.end, e.original, e.replacement, "seq2seq"))
         if not guard.enabled:
             return cands, []
@@ -200,18 +211,21 @@ class JudgeTier:
         return ok, refused
 
     def explain(self, sentences: Sequence[str], decodes: Sequence[Decoded] | None,
-                guard: GuardConfig, documents: Sequence[int] | None = None) -> list[Guarded]:  # fmt: skip
+                guard: GuardConfig, documents: Sequence[int] | None = None,
+                extra: Sequence[Sequence[Decoded]] = ()) -> list[Guarded]:  # fmt: skip
         """Judge and guard stripped sentences. ``documents`` numbers the document each sentence
         belongs to, for the document gate (``JudgeConfig.document_spin``); None: each sentence
-        is a document of its own."""
+        is a document of its own. ``extra``: more decodes of every sentence, whose edits are
+        proposed too (a style's fine-tuned seq2seq model)."""
         judged: list[Judged] = []
         refused: list[list[Edit]] = []
         for i in range(0, len(sentences), self.chunk):
             part = sentences[i : i + self.chunk]
             decs = decodes[i : i + self.chunk] if decodes is not None else [None] * len(part)
+            more = [x[i : i + self.chunk] for x in extra]
             cands = []
-            for s, d in zip(part, decs, strict=True):
-                ok, no = self.candidates(s, d, guard) if s.strip() else ([], [])
+            for k, (s, d) in enumerate(zip(part, decs, strict=True)):
+                ok, no = self.candidates(s, d, guard, [x[k] for x in more]) if s.strip() else ([], [])
                 cands.append(ok)
                 refused.append(no)
             judged += self.judge.judge(part, cands)

@@ -90,6 +90,9 @@ class Restorer:
         self.max_input_tokens = max_input_tokens
         self.guard = self._guard_config(guard)
         self.judge = judge  # a restorer.infer.pipeline.JudgeTier, or None: the seq2seq model alone
+        # a style's fine-tuned seq2seq model (a Restorer of its own), whose edits the judge weighs
+        # next to the base model's
+        self.style_decoder: Restorer | None = None
 
     @staticmethod
     def _guard_config(guard: GuardConfig | bool | dict[str, Any]) -> GuardConfig:
@@ -134,9 +137,10 @@ class Restorer:
 
         ``styles``: style packages (``restorer finetune`` output directories), style YAML files
         or built-in style names, combined (:mod:`restorer.infer.styles`). Their dictionaries
-        propose to the judge next to the base tables; a style that carries its own fine-tuned
-        seq2seq model replaces the base seq2seq model as proposer and prior (and decoder, with
-        ``judge="none"``). The base model is never changed."""
+        propose to the judge next to the base tables. A style that carries its own fine-tuned
+        seq2seq model adds that model's edits to the judge's proposals and its prior next to the
+        base model's (an edit takes the higher), so the base keeps what it knew; with
+        ``judge="none"`` that model decodes instead of the base. The base model is never changed."""
         from transformers import AutoTokenizer
         from transformers.utils import logging as hf_logging
 
@@ -157,15 +161,21 @@ class Restorer:
         packages = load_style_packages(styles) if styles else []
         dev = resolve_device(device)
         own = next((s.model_dir for s in packages if s.model_dir is not None), None)
-        seq2seq_dir = own or model_dir
-        tier = _load_judge(model_dir, judge, dev, threads, seq2seq_dir=seq2seq_dir, styles=packages)
+        tier = _load_judge(model_dir, judge, dev, threads, seq2seq_dir=model_dir, styles=packages)
         if any(s.lexicon is not None for s in packages) and tier is None and own is None:
             raise ValueError(
                 "a style's dictionary is used by the judge, and this restorer has none "
                 f"({'--judge none' if judge in (None, 'none') else 'the model names no judge'}): "
                 "drop --judge none, or use a style that carries its own seq2seq model"
             )
-        model_dir = seq2seq_dir  # the seq2seq model that decodes: a style's own, or the base's
+        style_decoder = None
+        if own is not None and tier is not None and tier.use_seq2seq:
+            # with the judge the base model keeps proposing and vouching; the style's copy only
+            # adds its edits (and its prior, JudgeTier.load), so the base cannot forget
+            style_decoder = cls.from_pretrained(own, device=dev, batch_size=batch_size, threads=threads,
+                                                guard=guard, backend=backend, judge="none")  # fmt: skip
+        elif own is not None:
+            model_dir = own  # the seq2seq model alone (--judge none): the style's copy decodes
         is_ct2 = is_ctranslate2_dir(model_dir)
         if backend == "auto":
             backend = "ctranslate2" if is_ct2 else "torch"
@@ -194,7 +204,9 @@ class Restorer:
             model = T5ForConditionalGeneration.from_pretrained(str(model_dir), dtype=model_dtype(dev))
             model.to(dev).eval()
             seq2seq = TorchBackend(model, tokenizer, decoder or "speculative", dev)
-        return cls(seq2seq, tokenizer, batch_size, guard=guard, judge=tier)
+        out = cls(seq2seq, tokenizer, batch_size, guard=guard, judge=tier)
+        out.style_decoder = style_decoder
+        return out
 
     # ------------------------------------------------------------------ sentences
     def _too_long(self, s: str) -> bool:
@@ -256,7 +268,8 @@ class Restorer:
             raise ValueError(f"{len(documents)} document numbers for {len(sentences)} sentences")
         if self.judge is not None:
             decodes = self.decode(sentences) if self.judge.use_seq2seq else None
-            return self.judge.explain(sentences, decodes, self.guard, documents)
+            extra = [self.style_decoder.decode(sentences)] if self.style_decoder is not None and decodes else []
+            return self.judge.explain(sentences, decodes, self.guard, documents, extra)
         return [guard_sentence(s, d, self.guard) for s, d in zip(sentences, self.decode(sentences), strict=True)]
 
     def restore_sentences(self, sentences: Sequence[str]) -> list[str]:

@@ -11,9 +11,9 @@ A style package is a directory (``restorer finetune`` writes one)::
     DIR/config.json, model.safetensors, ...   optional: a fine-tuned copy of the seq2seq proposer
 
 A style's dictionary is inverted into proposals for the judge at once, next to the base tables
-(a style adds; it never replaces them). A style that carries a seq2seq model makes that model the
-proposer and prior of the judge, and the decoder of ``--judge none``; the base model's files are
-never touched. ``--style`` also takes a style YAML file or a built-in style name (its
+(a style adds; it never replaces them). A style that carries a seq2seq model adds that model's
+edits to the judge's proposals and its prior next to the base model's (an edit takes the higher),
+and is the decoder of ``--judge none``; the base model's files are never touched. ``--style`` also takes a style YAML file or a built-in style name (its
 dictionaries, if it has any). Nothing here imports torch.
 """
 
