@@ -83,6 +83,11 @@ class JudgeConfig:
     alone_cost: float = 0.0
     # ... and each of two edits that would be their sentence's only ones pays this much more
     pair_cost: float = 0.0
+    # both rise by this much per word of the sentence over few_words (and fall by as much per word
+    # under it, never below 0): a spinner's edits come at a rate per word, so one or two edits in a
+    # long sentence are likelier the judge's own mistakes than in a short one
+    few_per_word: float = 0.0
+    few_words: int = 20
     # the document gate: a spinner spins a whole document. A document of at least document_words
     # words whose accepted edits restore less than document_spin of its words looks clean, and
     # each of its edits pays document_cost more (a style's edits keep their own calibration)
@@ -112,16 +117,18 @@ class JudgeConfig:
     def _clip_evidence(self, e: float) -> float:
         return min(self.evidence_max, max(self.evidence_min, e))
 
-    def alone_extra(self, c: Candidate, edits: int = 1) -> float:
+    def alone_extra(self, c: Candidate, edits: int = 1, words: int | None = None) -> float:
         """What an edit's cost rises by when it would be one of its sentence's only ``edits``
-        edits (1 or 2; a style's edits keep their own calibration: its evidence)."""
+        edits (1 or 2; a style's edits keep their own calibration: its evidence), in a sentence
+        of ``words`` words (None: ``few_words``)."""
         if c.source == "style" or edits > 2:
             return 0.0
-        if edits == 2:
-            return self.pair_cost
-        if self.evidence_alone is None or c.evidence <= 0:
-            return self.alone_cost
-        return self.alone_cost + (self.evidence_weight - self.evidence_alone) * self._clip_evidence(c.evidence)
+        base = self.pair_cost if edits == 2 else self.alone_cost
+        if words is not None and self.few_per_word:
+            base = max(0.0, base + self.few_per_word * (words - self.few_words))
+        if edits == 2 or self.evidence_alone is None or c.evidence <= 0:
+            return base
+        return base + (self.evidence_weight - self.evidence_alone) * self._clip_evidence(c.evidence)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> JudgeConfig:
@@ -250,7 +257,7 @@ class Judge:
         # (evidence_alone); each of its only two pays pair_cost more. The weakest goes first, and
         # the rest are weighed again as fewer
         for i in todo:
-            self._few_edits(out[i].verdicts)
+            self._few_edits(out[i].verdicts, len(WORD_RE.findall(out[i].sentence)))
         for j in out:
             for v in j.verdicts:
                 if not v.accepted and not v.reason:
@@ -319,12 +326,12 @@ class Judge:
             return []
         return check
 
-    def _few_edits(self, verdicts: list[Verdict]) -> None:
+    def _few_edits(self, verdicts: list[Verdict], words: int | None = None) -> None:
         while True:
             acc = [v for v in verdicts if v.accepted]
             if not acc or len(acc) > 2:
                 return
-            extra = [self.cfg.alone_extra(v.candidate, len(acc)) for v in acc]
+            extra = [self.cfg.alone_extra(v.candidate, len(acc), words) for v in acc]
             weakest = min(range(len(acc)), key=lambda k: acc[k].net - extra[k])
             if acc[weakest].net - extra[weakest] > 0:
                 for v, x in zip(acc, extra, strict=True):
