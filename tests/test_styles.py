@@ -168,6 +168,34 @@ def test_a_style_with_its_own_model_adds_to_the_base_proposer_and_prior(
     assert Path(r.style_decoder.seq2seq.model.name_or_path) == own
 
 
+def test_finetune_card_measures_the_style_model_alone_beside_the_judge(
+    judged_model: Path, package: Path, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The card's "seq2seq" rows are the fine-tuned model's own decodes, also when the base's judge
+    keeps the base model as its proposer."""
+    import restorer.eval.evaluation as evaluation
+    from restorer.train.config import RunConfig
+    from restorer.train.finetune.run import evaluate_sets
+
+    base = tmp_path / "base"
+    shutil.copytree(judged_model, base)
+    spec = json.loads((base / "restorer.json").read_text())
+    spec["judge"]["proposers"] = ["tables", "seq2seq"]
+    (base / "restorer.json").write_text(json.dumps(spec))
+    own = tmp_path / "own"
+    shutil.copytree(tiny_model, own)
+    for f in ("style.yaml", "dictionary.tsv"):
+        shutil.copy(package / f, own / f)
+    seen = []
+    real = evaluation.evaluate_pairs
+    monkeypatch.setattr(evaluation, "evaluate_pairs", lambda r, *a, **k: seen.append(r) or real(r, *a, **k))
+    cfg = RunConfig()
+    cfg.train.device = "cpu"
+    out = evaluate_sets(base, {"new": PAIRS[:2]}, cfg, styles=[own])
+    assert set(out["new"]) == {"default", "guard", "no_guard"}
+    assert [Path(r.seq2seq.model.name_or_path) for r in seen] == [own]
+
+
 def test_a_dictionary_style_needs_the_judge(judged_model: Path, package: Path) -> None:
     from restorer import Restorer
 

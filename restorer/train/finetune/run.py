@@ -104,8 +104,8 @@ def evaluate_sets(model_dir: Path, sets: dict[str, list[dict[str, Any]]], cfg: R
         if r.judge is not None:
             ev = evaluate(r.restore_sentences, [p["spun"] for p in pairs], [p["original"] for p in pairs])
             entry["default"] = {k: ev.metrics[k] for k in KEPT_METRICS if k in ev.metrics}
-        if seq2seq:
-            res = evaluate_pairs(r, pairs, both=True)
+        if seq2seq:  # the fine-tuned model alone: under the judge it decodes beside the base model
+            res = evaluate_pairs(r.style_decoder or r, pairs, both=True)
             entry.update({g: {k: res[g][k] for k in KEPT_METRICS if k in res[g]} for g in ("guard", "no_guard")})
         out[name] = entry
     return out
