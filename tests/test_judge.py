@@ -492,24 +492,24 @@ def test_the_prior_moves_the_cost_clipped() -> None:
     assert j0.accepted == [] and all(v.prior is None for v in j0.verdicts)
 
 
-def test_with_several_priors_an_edit_takes_the_highest() -> None:
-    """A style's fine-tuned seq2seq model vouches next to the base's: either may lower an edit's
-    cost, and neither can raise it over what the other allowed (the base cannot forget)."""
+def test_a_style_models_prior_vouches_only_for_the_styles_candidates() -> None:
+    """A style's fine-tuned seq2seq model vouches next to the base's: for the style's candidates
+    the higher prior counts; the base's candidates keep the base prior alone (no forgetting)."""
     s = "The firm stated it."
     c1 = Candidate(4, 8, "firm", "company", "table")
-    c2 = Candidate(9, 15, "stated", "said", "table")
+    c2 = Candidate(9, 15, "stated", "said", "style", style=True)
     v1, v2 = apply(s, [c1]), apply(s, [c2])
     cfg = JudgeConfig(margin=3.0, prior_min=-4.0, prior_max=4.0, rounds=1)
     scorer = StubScorer({(s, v1): 1.0, (s, v2): 1.0})
-    base, style = StubPrior({v1: 3.0, v2: -3.0}), StubPrior({v1: -3.0, v2: 2.5})
+    base, style = StubPrior({v1: -3.0, v2: -3.0}), StubPrior({v1: 4.0, v2: 2.5})
     (j,) = Judge(scorer, cfg, prior=[base, style]).judge([s], [[c1, c2]])
-    assert {v.candidate.replacement: v.prior for v in j.verdicts} == {"company": 3.0, "said": 2.5}
-    assert set(j.accepted) == {c1, c2}
+    assert {v.candidate.replacement: v.prior for v in j.verdicts} == {"company": -3.0, "said": 2.5}
+    assert j.accepted == [c2]
     (alone,) = Judge(scorer, cfg, prior=base).judge([s], [[c1, c2]])
-    assert alone.accepted == [c1] and Judge(scorer, cfg, prior=[base, style]).prior is base
+    assert alone.accepted == [] and Judge(scorer, cfg, prior=[base, style]).prior is base
 
 
-def test_a_second_decode_adds_its_edits_as_seq2seq_candidates(judged_model: Path) -> None:
+def test_a_style_models_decode_adds_its_edits_as_the_styles_candidates(judged_model: Path) -> None:
     from restorer import Restorer
     from restorer.infer.decoded import Decoded
     from restorer.infer.guard import GuardConfig
@@ -520,12 +520,16 @@ def test_a_second_decode_adds_its_edits_as_seq2seq_candidates(judged_model: Path
     base_only, _ = tier.candidates(s, Decoded("The firm said it was glad."), GuardConfig())
     both, _ = tier.candidates(s, Decoded("The firm said it was glad."), GuardConfig(),
                               [Decoded("The company stated it was blue.")])  # fmt: skip
-    new = {(c.original, c.replacement, c.source, c.agree) for c in both} - {
-        (c.original, c.replacement, c.source, c.agree) for c in base_only}  # fmt: skip
-    assert ("glad", "blue", "seq2seq", False) in new  # only the second model proposed it
+    new = {(c.original, c.replacement, c.source, c.agree, c.style) for c in both} - {
+        (c.original, c.replacement, c.source, c.agree, c.style) for c in base_only}  # fmt: skip
+    assert new == {("glad", "blue", "seq2seq", False, True)}  # only the style's model proposed it
     by = {(c.original, c.replacement): c for c in both}
-    assert by[("firm", "company")].agree and not {(c.original, c.replacement): c for c in plain}[("firm", "company")].agree
+    # the style's model agreeing with a base table row changes nothing of the base's candidates
+    assert not by[("firm", "company")].agree and not by[("firm", "company")].style
+    assert {c for c in both if not c.style} == set(base_only) and not any(c.agree for c in plain)
     assert sum(c.replacement == "said" for c in both) == sum(c.replacement == "said" for c in base_only)  # no duplicate
+    agreed, _ = tier.candidates(s, Decoded("The company stated it was glad."), GuardConfig())
+    assert {(c.original, c.replacement): c for c in agreed}[("firm", "company")].agree  # the base model's agreement counts
 
 
 # ----------------------------------------------------------------------------- base evidence

@@ -186,9 +186,10 @@ class Judge:
         self.scorer = scorer
         self.cfg = config or JudgeConfig()
         self.naive = naive  # score every variant in full (the reference for the fast path)
-        # restorer.infer.seq2seq_prior.Seq2SeqPrior, a sequence of them, or None. With several
-        # (the base model's and a style's fine-tuned copy), an edit takes the highest: either
-        # model may vouch for it, and a style's model cannot take back what the base vouched for
+        # restorer.infer.seq2seq_prior.Seq2SeqPrior, a sequence of them, or None. The first is the
+        # base model's, for every candidate; the others (a style's fine-tuned copy) vouch only for
+        # the style's candidates (Candidate.style), which take the highest: the base's candidates
+        # are judged as they are without the style, and the style's copy cannot veto its own rows
         self.priors = [p for p in (prior if isinstance(prior, list | tuple) else [prior]) if p is not None]
 
     @property
@@ -201,8 +202,15 @@ class Judge:
         if not self.priors or not cfg.prior_weight:
             return
         sents = [out[i].sentence for i in todo]
-        each = [p.first_gains(sents, variants) for p in self.priors]
-        priors = [[max(col) for col in zip(*rows, strict=True)] for rows in zip(*each, strict=True)]
+        priors = self.priors[0].first_gains(sents, variants)
+        styled = [[k for k, v in enumerate(out[i].verdicts) if v.candidate.style] for i in todo]
+        if len(self.priors) > 1 and any(styled):
+            # the style models score only the style's candidates
+            mine = [[vs[k] for k in ks] for vs, ks in zip(variants, styled, strict=True)]
+            for p in self.priors[1:]:
+                for row, ks, got in zip(priors, styled, p.first_gains(sents, mine), strict=True):
+                    for k, g in zip(ks, got, strict=True):
+                        row[k] = max(row[k], g)
         for i, ps in zip(todo, priors, strict=True):
             for v, p in zip(out[i].verdicts, ps, strict=True):
                 v.prior = cfg.prior_offset + cfg.prior_weight * min(cfg.prior_max, max(cfg.prior_min, p))

@@ -175,21 +175,23 @@ class JudgeTier:
     def candidates(self, sentence: str, decoded: Decoded | None, guard: GuardConfig,
                    extra: Sequence[Decoded | None] = ()) -> tuple[list[Candidate], list[Edit]]:  # fmt: skip
         """The sentence's candidates that may be judged, and those the guard refuses. ``decoded``:
-        the base seq2seq model's decode; ``extra``: more decodes (a style's fine-tuned copy),
-        whose edits join as ``seq2seq`` candidates too."""
+        the base seq2seq model's decode; ``extra``: a style's fine-tuned copy's decodes, whose
+        edits join as ``seq2seq`` candidates of the style. The base model's agreement lowers the
+        cost of any table row; a style model's only that of its style's rows, so the base's
+        candidates are judged as they are without the style."""
         cands = self.proposer.propose(sentence)
         at = {(c.start, c.end, c.replacement): k for k, c in enumerate(cands)}
-        for d in (decoded, *extra):
+        for style, d in [(False, decoded), *((True, x) for x in extra)]:
             if d is None or not d.text.strip() or d.text.strip() == sentence:
                 continue
             for e in align(sentence, d.text, d):
                 k = at.get((e.start, e.end, e.replacement))
-                if k is not None:  # a seq2seq model agrees with a table (or the other model)
-                    if cands[k].source != "seq2seq":
+                if k is not None:  # a seq2seq model agrees with a table row
+                    if cands[k].source != "seq2seq" and (not style or cands[k].style):
                         cands[k] = replace(cands[k], agree=True)
                 elif e.original.strip() and e.replacement.strip():
                     at[(e.start, e.end, e.replacement)] = len(cands)
-                    cands.append(Candidate(e.start, e.end, e.original, e.replacement, "seq2seq"))
+                    cands.append(Candidate(e.start, e.end, e.original, e.replacement, "seq2seq", style=style))
         if not guard.enabled:
             return cands, []
         protected = _protected_spans(sentence) if guard.protect_code else []

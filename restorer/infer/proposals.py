@@ -49,6 +49,10 @@ class Candidate:
     source: str  # table, thesaurus, style or seq2seq
     rank: int = 0  # 0 for a table row; the synonym's rank for the thesaurus
     agree: bool = False  # the seq2seq model proposed the same edit
+    # proposed by a style (its dictionary: source "style", or its own fine-tuned seq2seq model):
+    # only such candidates take the style model's prior, so the base's candidates are judged as
+    # they are without the style
+    style: bool = False
     # measured evidence that this spun text stands for this original: a style row's log-odds on the
     # style's example pairs; a base row's log-odds on spinner pairs above those of its source's rows
     evidence: float = 0.0
@@ -296,5 +300,5 @@ class Proposer:
                     repl = match_case(span, orig)
                     if repl != span:
                         ev = self.evidence.get((" ".join(low[i : i + n]), orig.lower()), 0.0)
-                        out.append(Candidate(a, b, span, repl, src, rank, evidence=ev))
+                        out.append(Candidate(a, b, span, repl, src, rank, evidence=ev, style=src == "style"))
         return out

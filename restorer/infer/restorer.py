@@ -138,8 +138,8 @@ class Restorer:
         ``styles``: style packages (``restorer finetune`` output directories), style YAML files
         or built-in style names, combined (:mod:`restorer.infer.styles`). Their dictionaries
         propose to the judge next to the base tables. A style that carries its own fine-tuned
-        seq2seq model adds that model's edits to the judge's proposals and its prior next to the
-        base model's (an edit takes the higher), so the base keeps what it knew; with
+        seq2seq model adds that model's edits to the judge's proposals, and its prior to the
+        base model's for the style's candidates alone, so the base keeps what it knew; with
         ``judge="none"`` that model decodes instead of the base. The base model is never changed."""
         from transformers import AutoTokenizer
         from transformers.utils import logging as hf_logging

@@ -12,7 +12,7 @@ A style package is a directory (``restorer finetune`` writes one)::
 
 A style's dictionary is inverted into proposals for the judge at once, next to the base tables
 (a style adds; it never replaces them). A style that carries a seq2seq model adds that model's
-edits to the judge's proposals and its prior next to the base model's (an edit takes the higher),
+edits to the judge's proposals and vouches for the style's candidates next to the base model,
 and is the decoder of ``--judge none``; the base model's files are never touched. ``--style`` also takes a style YAML file or a built-in style name (its
 dictionaries, if it has any). Nothing here imports torch.
 """
