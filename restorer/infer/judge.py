@@ -189,7 +189,7 @@ class Judge:
         # restorer.infer.seq2seq_prior.Seq2SeqPrior, a sequence of them, or None. The first is the
         # base model's, for every candidate; the others (a style's fine-tuned copy) vouch only for
         # the style's candidates (Candidate.style), which take the highest: the base's candidates
-        # are judged as they are without the style, and the style's copy cannot veto its own rows
+        # cost what they cost without the style, and the style's copy cannot veto its own rows
         self.priors = [p for p in (prior if isinstance(prior, list | tuple) else [prior]) if p is not None]
 
     @property

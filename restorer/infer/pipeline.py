@@ -178,7 +178,7 @@ class JudgeTier:
         the base seq2seq model's decode; ``extra``: a style's fine-tuned copy's decodes, whose
         edits join as ``seq2seq`` candidates of the style. The base model's agreement lowers the
         cost of any table row; a style model's only that of its style's rows, so the base's
-        candidates are judged as they are without the style."""
+        candidates cost what they cost without the style."""
         cands = self.proposer.propose(sentence)
         at = {(c.start, c.end, c.replacement): k for k, c in enumerate(cands)}
         for style, d in [(False, decoded), *((True, x) for x in extra)]:

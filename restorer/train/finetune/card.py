@@ -84,7 +84,7 @@ def write_finetune_card(model_dir: Path, cfg: RunConfig, info: dict[str, Any]) -
         f"A spinner style for `{base}`, made with `restorer finetune`: its dictionary (`dictionary.tsv`, "
         "imported by `style.yaml`) proposes edits to the base model's judge next to the base tables, and "
         "this directory's T5, fine-tuned from the base with replay of the base mix, proposes and vouches "
-        "for the style's candidates next to the base model, whose own candidates are judged as without the style. "
+        "for the style's candidates next to the base model, whose own candidates cost what they cost without the style. "
         "The base model's files are never changed. Use it with `restorer restore --style DIR` "
         "(or `Restorer.from_pretrained(styles=[DIR])`); the T5 alone also loads with "
         "`restorer.Restorer.from_pretrained(DIR)` or plain `transformers` (`AutoTokenizer`, "
