@@ -50,8 +50,8 @@ class Candidate:
     rank: int = 0  # 0 for a table row; the synonym's rank for the thesaurus
     agree: bool = False  # the seq2seq model proposed the same edit
     # proposed by a style (its dictionary: source "style", or its own fine-tuned seq2seq model):
-    # only such candidates take the style model's prior, so the base's candidates are judged as
-    # they are without the style
+    # only such candidates take the style model's prior, so the base's candidates cost what they
+    # cost without the style
     style: bool = False
     # measured evidence that this spun text stands for this original: a style row's log-odds on the
     # style's example pairs; a base row's log-odds on spinner pairs above those of its source's rows
