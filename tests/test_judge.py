@@ -613,11 +613,11 @@ def test_an_edit_alone_in_its_sentence_pays_without_the_evidence() -> None:
 
 def test_few_edits_cost_more_in_a_long_sentence() -> None:
     """``few_per_word``: a lone edit's extra cost grows with the sentence's words over
-    ``few_words`` and shrinks under it (never below 0)."""
+    ``few_words``, and never falls under it."""
     c = Candidate(2, 3, "a", "x", "table")
     cfg = JudgeConfig(margin=1.0, rounds=1, alone_cost=2.0, pair_cost=1.0, few_per_word=0.5, few_words=4)
-    assert cfg.alone_extra(c, 1, 4) == 2.0 and cfg.alone_extra(c, 1, 6) == 3.0 and cfg.alone_extra(c, 1, 2) == 1.0
-    assert cfg.alone_extra(c, 1, 0) == 0.0 and cfg.alone_extra(c, 2, 6) == 2.0 and cfg.alone_extra(c, 3, 60) == 0.0
+    assert cfg.alone_extra(c, 1, 4) == 2.0 and cfg.alone_extra(c, 1, 6) == 3.0 and cfg.alone_extra(c, 1, 2) == 2.0
+    assert cfg.alone_extra(c, 1, 0) == 2.0 and cfg.alone_extra(c, 2, 6) == 2.0 and cfg.alone_extra(c, 3, 60) == 0.0
     assert cfg.alone_extra(c, 1) == 2.0 and replace(cfg, few_per_word=0.0).alone_extra(c, 1, 60) == 2.0
     assert cfg.alone_extra(replace(c, source="style"), 1, 60) == 0.0
     # gain 3.5: pays margin 1 + alone 2 in a 4-word sentence, not 1 + 3 in a 6-word one

@@ -83,9 +83,9 @@ class JudgeConfig:
     alone_cost: float = 0.0
     # ... and each of two edits that would be their sentence's only ones pays this much more
     pair_cost: float = 0.0
-    # both rise by this much per word of the sentence over few_words (and fall by as much per word
-    # under it, never below 0): a spinner's edits come at a rate per word, so one or two edits in a
-    # long sentence are likelier the judge's own mistakes than in a short one
+    # both rise by this much per word of the sentence over few_words: a spinner's edits come at a
+    # rate per word, so one or two edits in a long sentence are likelier the judge's own mistakes
+    # than in a short one (they never fall under it: short clean lines are edited no more eagerly)
     few_per_word: float = 0.0
     few_words: int = 20
     # the document gate: a spinner spins a whole document. A document of at least document_words
@@ -125,7 +125,7 @@ class JudgeConfig:
             return 0.0
         base = self.pair_cost if edits == 2 else self.alone_cost
         if words is not None and self.few_per_word:
-            base = max(0.0, base + self.few_per_word * (words - self.few_words))
+            base += self.few_per_word * max(0, words - self.few_words)
         if edits == 2 or self.evidence_alone is None or c.evidence <= 0:
             return base
         return base + (self.evidence_weight - self.evidence_alone) * self._clip_evidence(c.evidence)
