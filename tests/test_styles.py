@@ -135,14 +135,8 @@ def test_restore_with_a_style_takes_its_edits_and_keeps_the_base(judged_model: P
     assert not (judged_model / "style.yaml").exists()
 
 
-def test_a_style_with_its_own_model_adds_to_the_base_proposer_and_prior(
-    judged_model: Path, package: Path, tiny_model: Path, tmp_path: Path
-) -> None:
-    """No forgetting by construction: with the judge, the base seq2seq model keeps decoding and
-    vouching; a style's fine-tuned copy adds its edits and its prior. With ``judge="none"`` the
-    style's copy decodes."""
-    from restorer import Restorer
-
+def _base_and_style_with_a_model(judged_model: Path, package: Path, tiny_model: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """A judged base whose judge takes the seq2seq proposer, and a style package with its own model."""
     base = tmp_path / "base"
     shutil.copytree(judged_model, base)
     spec = json.loads((base / "restorer.json").read_text())
@@ -152,6 +146,18 @@ def test_a_style_with_its_own_model_adds_to_the_base_proposer_and_prior(
     shutil.copytree(tiny_model, own)
     for f in ("style.yaml", "dictionary.tsv"):
         shutil.copy(package / f, own / f)
+    return base, own
+
+
+def test_a_style_with_its_own_model_adds_to_the_base_proposer_and_prior(
+    judged_model: Path, package: Path, tiny_model: Path, tmp_path: Path
+) -> None:
+    """No forgetting by construction: with the judge, the base seq2seq model keeps decoding and
+    vouching; a style's fine-tuned copy adds its edits and its prior. With ``judge="none"`` the
+    style's copy decodes."""
+    from restorer import Restorer
+
+    base, own = _base_and_style_with_a_model(judged_model, package, tiny_model, tmp_path)
     r = Restorer.from_pretrained(base, device="cpu", backend="torch", styles=[own])
     assert r.style_decoder is not None and r.style_decoder.judge is None
     assert len(r.judge.judge.priors) == 2
@@ -177,15 +183,7 @@ def test_finetune_card_measures_the_style_model_alone_beside_the_judge(
     from restorer.train.config import RunConfig
     from restorer.train.finetune.run import evaluate_sets
 
-    base = tmp_path / "base"
-    shutil.copytree(judged_model, base)
-    spec = json.loads((base / "restorer.json").read_text())
-    spec["judge"]["proposers"] = ["tables", "seq2seq"]
-    (base / "restorer.json").write_text(json.dumps(spec))
-    own = tmp_path / "own"
-    shutil.copytree(tiny_model, own)
-    for f in ("style.yaml", "dictionary.tsv"):
-        shutil.copy(package / f, own / f)
+    base, own = _base_and_style_with_a_model(judged_model, package, tiny_model, tmp_path)
     seen = []
     real = evaluation.evaluate_pairs
     monkeypatch.setattr(evaluation, "evaluate_pairs", lambda r, *a, **k: seen.append(r) or real(r, *a, **k))
