@@ -156,6 +156,17 @@ def test_mix_stream_is_deterministic_and_weighted() -> None:
     assert held_out_size(4, 0.1, 5, 200) == 2  # never more than half
 
 
+def test_the_training_loop_leaves_room_for_the_longer_evaluation_after() -> None:
+    from restorer.train.finetune.run import AFTER_EVAL_FACTOR, loop_minutes
+
+    # 25 minutes, 2 of them spent on data and the evaluation before (100 s of it)
+    left = loop_minutes(25.0, t0=0.0, eval_seconds=100.0, now=120.0)
+    assert left * 60 + 120.0 + AFTER_EVAL_FACTOR * 100.0 + 5.0 == pytest.approx(25 * 60)
+    assert AFTER_EVAL_FACTOR > 1.2  # measured: the evaluation after took 1.2x the one before
+    assert loop_minutes(0.0, 0.0, 100.0) == 0.0  # no budget, no limit
+    assert loop_minutes(1.0, t0=0.0, eval_seconds=100.0, now=60.0) == 0.05  # never below a few steps
+
+
 def test_packaged_defaults_are_configs_finetune_yaml() -> None:
     from restorer.train.config import load_config
     from restorer.train.finetune import finetune_config
