@@ -627,6 +627,25 @@ def test_few_edits_cost_more_in_a_long_sentence() -> None:
         assert ok or j.verdicts[0].reason.startswith("alone")
 
 
+def test_a_style_edit_keeps_its_own_calibration_only_in_short_inputs() -> None:
+    """``style_alone_words``: a style's lone edit pays no alone cost in a short input (its own
+    phrases), and the base's alone cost (and, with ``style_evidence_alone``, loses its evidence)
+    in a longer one, a sentence of other text."""
+    st = Candidate(2, 3, "a", "x", "style", evidence=2.0)
+    cfg = JudgeConfig(margin=1.0, rounds=1, alone_cost=2.0, pair_cost=1.0, style_weight=1.5, style_alone_words=4)
+    assert cfg.alone_extra(st, 1, 4) == 0.0 and cfg.alone_extra(st, 1, None) == 0.0
+    assert cfg.alone_extra(st, 1, 5) == 2.0 and cfg.alone_extra(st, 2, 5) == 1.0 and cfg.alone_extra(st, 3, 50) == 0.0
+    assert replace(cfg, style_evidence_alone=True).alone_extra(st, 1, 5) == 2.0 + 1.5 * 2.0
+    assert replace(cfg, style_alone_words=None).alone_extra(st, 1, 50) == 0.0  # the old rule: never
+    # end to end: the same lone style edit with gain 2.5 - (margin 1 - 1.5 * 2 evidence) is taken
+    # in a 4-word phrase and left in a 6-word sentence (evidence gone: 1 + 2 alone > 2.5)
+    strict = replace(cfg, style_evidence_alone=True)
+    for s, ok in (("w a b c", True), ("w a b c d e", False)):
+        (j,) = Judge(StubScorer({(s, apply(s, [st])): 2.5}), strict).judge([s], [[st]])
+        assert (j.accepted == [st]) is ok
+        assert ok or j.verdicts[0].reason.startswith("alone")
+
+
 def _judged(sentence: str, *edits: tuple[str, str, str, float]) -> Judged:
     """A judged sentence with accepted edits (word, replacement, source, net)."""
     from restorer.infer.judge import Verdict

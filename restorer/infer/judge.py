@@ -88,6 +88,15 @@ class JudgeConfig:
     # than in a short one (they never fall under it: short clean lines are edited no more eagerly)
     few_per_word: float = 0.0
     few_words: int = 20
+    # a style's edits keep their own calibration (its evidence, measured on its own text: often
+    # short phrases, where one edit is the rule) in inputs of at most this many words; in longer
+    # ones they pay the alone and pair costs like the base's (None: never). With
+    # style_evidence_alone, a lone one there also loses its evidence, as evidence_alone does.
+    # Shipped: 8 words, with style_evidence_alone (restorer.json). On valid, with the tortured
+    # style trained for 25 minutes: clean_changed 0.0054 -> 0.0042, autoblog 0.519 -> 0.520, the
+    # style's held-out phrases unchanged (docs/finetuning.md)
+    style_alone_words: int | None = None
+    style_evidence_alone: bool = False
     # the document gate: a spinner spins a whole document. A document of at least document_words
     # words whose accepted edits restore less than document_spin of its words looks clean, and
     # each of its edits pays document_cost more (a style's edits keep their own calibration)
@@ -121,12 +130,17 @@ class JudgeConfig:
         """What an edit's cost rises by when it would be one of its sentence's only ``edits``
         edits (1 or 2; a style's edits keep their own calibration: its evidence), in a sentence
         of ``words`` words (None: ``few_words``)."""
-        if c.source == "style" or edits > 2:
+        style = c.source == "style"
+        if edits > 2 or (style and (self.style_alone_words is None or words is None or words <= self.style_alone_words)):
             return 0.0
         base = self.pair_cost if edits == 2 else self.alone_cost
         if words is not None and self.few_per_word:
             base += self.few_per_word * max(0, words - self.few_words)
-        if edits == 2 or self.evidence_alone is None or c.evidence <= 0:
+        if edits == 2 or c.evidence <= 0:
+            return base
+        if style:
+            return base + (self.style_weight * min(self.style_max, c.evidence) if self.style_evidence_alone else 0.0)
+        if self.evidence_alone is None:
             return base
         return base + (self.evidence_weight - self.evidence_alone) * self._clip_evidence(c.evidence)
 
