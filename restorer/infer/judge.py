@@ -118,7 +118,7 @@ class JudgeConfig:
             "thesaurus": self.thesaurus_cost + self.rank_cost * c.rank,
         }.get(c.source, self.thesaurus_cost)
         if c.evidence and c.source == "style":
-            extra -= self.style_weight * min(self.style_max, max(self.style_min, c.evidence))
+            extra -= self.style_weight * self._clip_style(c.evidence)
         elif c.evidence:
             extra -= self.evidence_weight * self._clip_evidence(c.evidence)
         return self.margin + extra - (self.agree_bonus if c.agree else 0.0)
@@ -126,10 +126,13 @@ class JudgeConfig:
     def _clip_evidence(self, e: float) -> float:
         return min(self.evidence_max, max(self.evidence_min, e))
 
+    def _clip_style(self, e: float) -> float:
+        return min(self.style_max, max(self.style_min, e))
+
     def alone_extra(self, c: Candidate, edits: int = 1, words: int | None = None) -> float:
         """What an edit's cost rises by when it would be one of its sentence's only ``edits``
-        edits (1 or 2; a style's edits keep their own calibration: its evidence), in a sentence
-        of ``words`` words (None: ``few_words``)."""
+        edits (1 or 2; a style's edits keep their own calibration, its evidence, in inputs of up
+        to ``style_alone_words`` words), in a sentence of ``words`` words (None: ``few_words``)."""
         style = c.source == "style"
         if edits > 2 or (style and (self.style_alone_words is None or words is None or words <= self.style_alone_words)):
             return 0.0
@@ -139,7 +142,7 @@ class JudgeConfig:
         if edits == 2 or c.evidence <= 0:
             return base
         if style:
-            return base + (self.style_weight * min(self.style_max, c.evidence) if self.style_evidence_alone else 0.0)
+            return base + (self.style_weight * self._clip_style(c.evidence) if self.style_evidence_alone else 0.0)
         if self.evidence_alone is None:
             return base
         return base + (self.evidence_weight - self.evidence_alone) * self._clip_evidence(c.evidence)
