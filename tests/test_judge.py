@@ -157,6 +157,26 @@ def test_a_base_grown_from_a_cached_prefix_equals_a_full_pass(scorer) -> None:
             assert torch.allclose(ka, kb, atol=1e-4) and torch.allclose(va, vb, atol=1e-4)
 
 
+def test_the_fp32_output_layer_in_blocks_equals_the_full_softmax(scorer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fp32 output layer gathers the log-sum-exp over blocks of rows and vocabulary; a
+    token's log-probability is the full softmax's, with blocks that do not divide the sizes."""
+    import torch
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    w = scorer.model.lm_head.weight
+    hidden = torch.randn(37, w.shape[1])
+    targets = torch.randint(0, w.shape[0], (37,))
+    want = torch.log_softmax(hidden @ w.T, -1).gather(1, targets[:, None])[:, 0]
+    monkeypatch.setattr(type(scorer), "HEAD_ROWS", 8)
+    monkeypatch.setattr(type(scorer), "HEAD_VOCAB", 7)
+    with torch.inference_mode():
+        got = scorer._head_lp(hidden, targets)
+    assert w.shape[0] % 7 and 37 % 8  # ragged last blocks on both sides
+    assert torch.allclose(got, want, atol=1e-5)
+    assert torch.allclose(got, -F.cross_entropy(hidden @ w.T, targets, reduction="none"), atol=1e-5)
+
+
 def test_exact_gain_is_the_difference_of_sentence_scores(scorer) -> None:
     base, var = SENTS[0], SENTS[0].replace("firm", "company")
     total = scorer.sentence_scores([base, var])
@@ -328,6 +348,9 @@ def test_bad_judge_section_is_a_clear_error(tiny_model: Path, tmp_path: Path) ->
         Restorer.from_pretrained(d, device="cpu", backend="torch")
     (d / "restorer.json").write_text(json.dumps({"judge": {"lm": "x", "scorer": {"dtyp": "bf16"}}}))
     with pytest.raises(ValueError, match="unknown judge scorer setting"):
+        Restorer.from_pretrained(d, device="cpu", backend="torch")
+    (d / "restorer.json").write_text(json.dumps({"judge": {"lm": "x", "scorer": {"max_batch_tokens": "1k"}}}))
+    with pytest.raises(ValueError, match="max_batch_tokens must be a whole number"):
         Restorer.from_pretrained(d, device="cpu", backend="torch")
 
 

@@ -39,7 +39,8 @@ os.environ.setdefault("LRU_CACHE_CAPACITY", "64")
 os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "64")
 
 LEAN_TYPES = ("llama", "mistral", "qwen2")
-_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameters
+_M_ARENA_MAX = -8
 
 
 # glibc serves blocks of this size or more with their own mmap, given back when freed
@@ -47,8 +48,9 @@ _MMAP_THRESHOLD = 8 << 20
 
 
 @lru_cache(maxsize=1)
-def _bound_heap() -> None:
-    """Fix glibc's mmap threshold at 8 MB, so that it does not climb with use.
+def bound_heap() -> None:
+    """Fix glibc's mmap threshold at 8 MB, so that it does not climb with use, and keep every
+    thread's small blocks in the one heap.
 
     Below the threshold, blocks come from the heap; above it, each is its own mmap, whose pages
     the kernel faults in and zeroes on every use. At 1 MB (sessions 6-10) the output layer's
@@ -56,23 +58,39 @@ def _bound_heap() -> None:
     speed and the judge at 3.7 sentences/s against 4.7 (200 ``mixed`` test sentences, bf16). At
     32 MB, glibc's own ceiling, the peak while restoring 1,000 sentences was 1,497 MB, at 8 MB
     1,329 (``benchmarks/bench_memory.py``): the judge's ever-changing shapes fragment the heap,
-    which ``malloc_trim`` after each chunk gives back (``restorer.infer.pipeline``). Not
-    glibc: nothing to do."""
+    which ``malloc_trim`` after each chunk gives back (``restorer.infer.pipeline``).
+
+    Worker threads (torch's, CTranslate2's) otherwise get heaps of their own, up to eight per
+    core, which keep what they freed: in fp32 (a CPU without bf16) a chunk of 16 sentences
+    peaked 200-500 MB over its start, and restoring 300 ``mixed`` test sentences peaked at
+    1,785 MB against 1,530 with one heap, at the same speed. Arenas are fixed when a thread
+    first allocates, so this runs before the models load (``JudgeTier.load``). Not glibc:
+    nothing to do."""
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
+        libc = ctypes.CDLL(None)
+        libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
+        libc.mallopt(_M_ARENA_MAX, 1)
 
 
 @dataclass
 class LMScorerConfig:
     """How the judge's LM runs."""
 
-    max_batch_tokens: int = 2048  # tokens per forward pass (base rows, or packed variant rows)
+    # tokens per forward pass (base rows, or packed variant rows); None: 2048 in bf16/fp16, 1024
+    # in fp32 (the same bytes; in fp32 1,024 ran 1.07x faster than 2,048 and peaked 46 MB lower)
+    max_batch_tokens: int | None = None
     max_row_tokens: int = 192  # most variant tokens packed into one row
     fast: bool = True  # prefix KV reuse + packed variants; False: score every variant in full
     quantize: bool = False  # torch dynamic int8 for the linear layers (CPU only)
     window: int | None = None  # score a variant up to this many tokens past its change
     dtype: str = "auto"  # auto: bf16 where the device computes it fast (CUDA, CPUs with AVX512-BF16/AMX), else fp32
     head_fp32: bool = False  # with bf16: the output layer in fp32 too (the softmax always is); measured: the same quality, 1.4x slower
+
+    def __post_init__(self) -> None:
+        for name in ("max_batch_tokens", "max_row_tokens", "window"):
+            v = getattr(self, name)
+            if (v is not None or name == "max_row_tokens") and (type(v) is not int or v < 1):
+                raise ValueError(f"scorer {name} must be a whole number of tokens of at least 1, not {v!r}")
 
 
 def _doc_start_id(tok: Any) -> int:
@@ -169,7 +187,7 @@ class LMScorer:
                  head_weight: torch.Tensor | None = None) -> None:  # fmt: skip
         """``head_weight``: the output layer's fp32 weight when ``model`` was loaded in a lower
         precision (used with ``head_fp32``); by default it is taken from the model."""
-        _bound_heap()
+        bound_heap()
         self.cfg = config or LMScorerConfig()
         self.tok = tokenizer
         self.start_id = _doc_start_id(tokenizer)
@@ -188,6 +206,7 @@ class LMScorer:
                 self._head_w = w.to(self.device, torch.float32)  # held apart from the cast below
             model = model.to(self.dtype)
         self.model = model
+        self.max_batch_tokens = self.cfg.max_batch_tokens or (1024 if self.dtype == torch.float32 else 2048)
         self.n_forward_tokens = 0  # tokens through the LM (for benchmarks)
         self._bases: dict[tuple[int, ...], _Base] = {}
 
@@ -202,14 +221,27 @@ class LMScorer:
         ids = self.tok(list(texts), add_special_tokens=False)["input_ids"]
         return [[self.start_id, *x] for x in ids]
 
+    # the fp32 output layer, in blocks of at most this many rows and vocabulary entries
+    HEAD_ROWS, HEAD_VOCAB = 2048, 512
+
     def _head_lp(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """log p(target) for each row of final hidden states, a few rows at a time: the logits
-        of a whole batch (thousands of rows x the vocabulary) would be gigabytes, and a block
-        over the heap's mmap threshold is slow (``_bound_heap``). The softmax is fused
-        (cross-entropy) in the output layer's dtype: in bf16 its logits are never copied to fp32,
-        which made the output layer 1.9x as fast (8,500 against 4,500 rows/s) and moved a
-        token's log-probability by 0.009 nats on average, 0.05 at most (40 valid sentences)."""
+        """log p(target) for each row of final hidden states. The logits of a whole batch
+        (thousands of rows x the vocabulary) would be gigabytes, so they are never held.
+
+        In fp32: ``logit(target) - logsumexp(logits)``, the log-sum-exp gathered over blocks of
+        ``HEAD_VOCAB`` vocabulary entries for up to ``HEAD_ROWS`` rows at once (4 MB of logits).
+        Each block of the weight (1.2 MB) stays in the cache for all the rows; 64 rows at a
+        time streamed the whole weight (113 MB) from memory for every 64 rows: 1,558 rows took
+        1.50 s against 0.56 s (the same log-probabilities to 4e-6 nats; AVX2 CPU, 2 threads).
+
+        In a lower precision (bf16): a few rows at a time, under the heap's mmap threshold
+        (``bound_heap``), with the softmax fused (cross-entropy) in bf16: its logits are never
+        copied to fp32, which made the output layer 1.9x as fast (8,500 against 4,500 rows/s)
+        and moved a token's log-probability by 0.009 nats on average, 0.05 at most (40 valid
+        sentences). The blocks above were not measured in bf16."""
         w = self._head_w if self._head_w is not None else self.model.lm_head.weight
+        if w.dtype == torch.float32 and hidden.dtype == torch.float32:
+            return self._head_lp_blocks(hidden, targets, w)
         rows = max(1, min(64, _MMAP_THRESHOLD // (w.shape[0] * w.element_size())))
         out = []
         for i in range(0, hidden.shape[0], rows):
@@ -217,6 +249,16 @@ class LMScorer:
             logits = h.float() @ w.T if self._head_w is not None else self.model.lm_head(h)
             out.append(-F.cross_entropy(logits, targets[i : i + rows], reduction="none").float())
         return torch.cat(out) if out else hidden.new_zeros(0, dtype=torch.float32)
+
+    def _head_lp_blocks(self, hidden: torch.Tensor, targets: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        n = hidden.shape[0]
+        lse = hidden.new_full((n,), float("-inf"))
+        for v in range(0, w.shape[0], self.HEAD_VOCAB):
+            wb = w[v : v + self.HEAD_VOCAB]
+            for r in range(0, n, self.HEAD_ROWS):
+                part = lse[r : r + self.HEAD_ROWS]
+                torch.logaddexp(part, torch.logsumexp(hidden[r : r + self.HEAD_ROWS] @ wb.T, -1), out=part)
+        return (hidden * w[targets]).sum(-1) - lse
 
     def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
         if self._head_w is not None:
@@ -232,7 +274,7 @@ class LMScorer:
         i = 0
         while i < len(order):
             j = i + 1
-            while j < len(order) and (j - i + 1) * len(seqs[order[j]]) <= self.cfg.max_batch_tokens:
+            while j < len(order) and (j - i + 1) * len(seqs[order[j]]) <= self.max_batch_tokens:
                 j += 1
             batch = [seqs[k] for k in order[i:j]]
             width = max(len(s) for s in batch)
@@ -299,7 +341,7 @@ class LMScorer:
         out, i = [], 0
         while i < len(items):
             j = i + 1
-            while j < len(items) and (j - i + 1) * size(items[j]) <= self.cfg.max_batch_tokens:
+            while j < len(items) and (j - i + 1) * size(items[j]) <= self.max_batch_tokens:
                 j += 1
             out.append(items[i:j])
             i = j
@@ -453,7 +495,7 @@ class LMScorer:
             j, load = k, 0
             while j < len(rows):
                 cost = len(base_ids[rows[j][0]]) + rows[j][2]
-                if j > k and load + cost > self.cfg.max_batch_tokens:
+                if j > k and load + cost > self.max_batch_tokens:
                     break
                 load += cost
                 j += 1
@@ -504,7 +546,7 @@ class LMScorer:
             n_new += used
         h2 = None
         if n_new:
-            h2, _ = self._forward(nids.to(dev), npos.to(dev), nmask.to(dev), past, valid.to(dev))
+            h2, _ = self._forward(nids.to(dev), npos.to(dev), nmask.to(dev), past, valid.to(dev), keep_kv=False)
             self.n_forward_tokens += n_new
         # every scored variant token in one head pass
         hs, tg, owner = [], [], []
@@ -532,8 +574,10 @@ class LMScorer:
 
     def _forward(self, ids: torch.Tensor, pos: torch.Tensor, mask: torch.Tensor,
                  past: list[tuple[torch.Tensor, torch.Tensor]] | None,
-                 valid: torch.Tensor | None = None) -> tuple[torch.Tensor, list]:  # fmt: skip
-        """Lean Llama forward: final-normed hidden states and each layer's keys and values.
+                 valid: torch.Tensor | None = None, keep_kv: bool = True) -> tuple[torch.Tensor, list]:  # fmt: skip
+        """Lean Llama forward: final-normed hidden states and each layer's keys and values
+        (none with ``keep_kv`` off: a variant pass needs only its hidden states, and its keys
+        and values of every layer are a packed batch's worth, tens of MB).
 
         ``valid`` [B, T] marks the real tokens of the padded rows: the linear layers, which are
         most of the cost, run on those alone (the judge's rows are ragged: a third of a padded
@@ -567,7 +611,8 @@ class LMScorer:
             q = pad(q.transpose(1, 2).reshape(N, -1)).view(B, T, -1, hd).transpose(1, 2)
             k = pad(k.transpose(1, 2).reshape(N, -1)).view(B, T, -1, hd).transpose(1, 2)
             v = pad(att.v_proj(h)).view(B, T, -1, hd).transpose(1, 2)
-            kv.append((k, v))
+            if keep_kv:
+                kv.append((k, v))
             if past is not None:
                 k = torch.cat([past[li][0], k], dim=2)
                 v = torch.cat([past[li][1], v], dim=2)

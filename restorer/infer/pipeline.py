@@ -36,7 +36,7 @@ from restorer.infer.guard import (
     number_spans,
 )
 from restorer.infer.judge import Judge, JudgeConfig, Judged, Verdict, apply
-from restorer.infer.lm import LMScorer, LMScorerConfig, resolve_dtype
+from restorer.infer.lm import LMScorer, LMScorerConfig, bound_heap, resolve_dtype
 from restorer.infer.proposals import WORD_RE, Candidate, ProposalConfig, Proposer
 from restorer.infer.styles import StylePackage, StylePackageError, load_style_package, read_evidence_counts
 from restorer.spin.lexicon import Lexicon
@@ -150,6 +150,7 @@ class JudgeTier:
         from restorer.model.base_lm import head_weight_fp32, lm_dir, load_lm
         from restorer.model.device import resolve_device
 
+        bound_heap()  # before any thread allocates: see its docstring
         # read first: a bad file fails before the LM loads
         tables, evidence = read_base_rows(spec, Path(model_dir or seq2seq_dir or "."))
         cfg = settings_from_dict(LMScorerConfig, spec.scorer, "judge scorer")
